@@ -1,0 +1,1 @@
+"""Command line: a thin Typer layer over the Python API."""

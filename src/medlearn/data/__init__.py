@@ -1,0 +1,1 @@
+"""Data layer: readers for the field's formats, dataset layouts, checks, splits and fingerprints."""

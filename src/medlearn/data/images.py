@@ -1,0 +1,252 @@
+"""Read and write single images in the field's formats, keeping geometry.
+
+Convention: arrays are channel-first, ``(C, X, Y)`` for 2D and ``(C, X, Y, Z)`` for 3D, in the
+voxel order of NIfTI (nibabel). ``ImageMeta.affine`` maps voxel indices to RAS+ millimetres, as in
+NIfTI, whatever the source format (SimpleITK's LPS direction is converted). 2D raster images (PNG,
+JPEG, TIFF, GIF) are read with PIL and transposed to ``(C, X=width, Y=height)`` so a 2D image and a
+3D slice index the same way; ``write_image`` transposes back.
+
+Readers: nibabel (NIfTI), SimpleITK (DICOM file or series folder, NRRD, MHA/MHD), PIL/tifffile
+(raster), numpy (``.npy``). Every failure is re-raised as :class:`medlearn.errors.InputError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medlearn.errors import InputError
+from medlearn.io import atomic_path
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".dicom")
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")
+NUMPY_SUFFIXES = (".npy",)
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES + RASTER_SUFFIXES + NUMPY_SUFFIXES
+
+# NIfTI is RAS+, ITK/DICOM is LPS+: flip the first two world axes.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass
+class ImageMeta:
+    """Geometry and origin of an image. ``spacing`` is per spatial axis in mm (1.0 when unknown)."""
+
+    path: str
+    format: str
+    spatial_shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    affine: np.ndarray = field(repr=False)
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spatial_shape)
+
+
+def image_suffix(path: str | Path) -> str:
+    """The format suffix of ``path`` (``.nii.gz`` counts as one), lower case; '' for a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return ""
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return path.suffix.lower()
+
+
+def is_image_path(path: str | Path) -> bool:
+    path = Path(path)
+    if path.is_dir():
+        return any(p.suffix.lower() in (".dcm", "") for p in path.iterdir() if p.is_file())
+    return image_suffix(path) in IMAGE_SUFFIXES
+
+
+def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> tuple[np.ndarray, ImageMeta]:
+    """Read one image (a file, or a folder holding one DICOM series) as ``(C, *spatial)``.
+
+    Raises InputError if the file is missing, unreadable, truncated or holds NaN/inf values.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found", "check the path or the table that names it")
+    suffix = image_suffix(path)
+    try:
+        if path.is_dir():
+            array, meta = _read_dicom_series(path)
+        elif suffix in NIFTI_SUFFIXES:
+            array, meta = _read_nifti(path)
+        elif suffix in ITK_SUFFIXES:
+            array, meta = _read_itk(path)
+        elif suffix in RASTER_SUFFIXES:
+            array, meta = _read_raster(path)
+        elif suffix in NUMPY_SUFFIXES:
+            array, meta = _read_numpy(path)
+        else:
+            raise InputError(path, f"unsupported image format '{suffix or path.name}'",
+                             f"use one of {', '.join(IMAGE_SUFFIXES)} or a DICOM series folder")
+    except InputError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # library errors differ per format; all mean "cannot read"
+        raise InputError(path, f"cannot read image ({type(exc).__name__}: {exc})".replace("\n", " "),
+                         "the file may be truncated or not an image") from exc
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise InputError(path, "image contains NaN or infinite values", "fix or exclude this image")
+    return array, meta
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj)
+    spatial = data.shape[:3] if data.ndim >= 3 else data.shape
+    if data.ndim == 4:  # NIfTI stores channels/time last
+        array = np.moveaxis(data, -1, 0)
+    else:
+        array = data[None]
+    zooms = tuple(float(z) for z in img.header.get_zooms()[: len(spatial)])
+    meta = ImageMeta(str(path), "nifti", tuple(int(s) for s in spatial), zooms, np.asarray(img.affine, float))
+    return np.asarray(array), meta
+
+
+def _itk_to_array(image, path: Path, fmt: str) -> tuple[np.ndarray, ImageMeta]:
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)  # (Z, Y, X[, C]) or (Y, X[, C])
+    ndim = image.GetDimension()
+    ncomp = image.GetNumberOfComponentsPerPixel()
+    if ncomp > 1:
+        arr = np.moveaxis(arr, -1, 0)
+    else:
+        arr = arr[None]
+    arr = np.transpose(arr, (0, *range(ndim, 0, -1)))  # -> (C, X, Y[, Z])
+    spacing = tuple(float(s) for s in image.GetSpacing())
+    direction = np.asarray(image.GetDirection(), float).reshape(ndim, ndim)
+    origin = np.asarray(image.GetOrigin(), float)
+    lps = np.eye(4)
+    lps[:ndim, :ndim] = direction * np.asarray(spacing)[None, :]
+    lps[:ndim, 3] = origin
+    if ndim == 3 and arr.shape[-1] == 1 and fmt == "dicom":
+        arr = arr[..., 0]  # a single DICOM frame is a 2D image
+        spacing = spacing[:2]
+    meta = ImageMeta(str(path), fmt, tuple(arr.shape[1:]), spacing, _LPS_TO_RAS @ lps)
+    return arr, meta
+
+
+def _read_itk(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    import SimpleITK as sitk
+
+    fmt = "dicom" if image_suffix(path) in (".dcm", ".dicom") else image_suffix(path).lstrip(".")
+    return _itk_to_array(sitk.ReadImage(str(path)), path, fmt)
+
+
+def _read_dicom_series(folder: Path) -> tuple[np.ndarray, ImageMeta]:
+    """Read the (first) DICOM series in ``folder`` as one volume, sorted by slice position."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise InputError(folder, "folder holds no DICOM series", "point to a DICOM series folder or an image file")
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    reader.SetFileNames(files)
+    arr, meta = _itk_to_array(reader.Execute(), folder, "dicom")
+    meta.extra["n_series"] = len(series)
+    meta.extra["files"] = [str(f) for f in files]
+    return arr, meta
+
+
+def _read_raster(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode in ("I;16", "I;16B", "I;16L"):
+            data = np.asarray(im, dtype=np.uint16)
+        else:
+            data = np.asarray(im)
+    if data.ndim == 2:
+        data = data[None]
+    else:
+        data = np.moveaxis(data, -1, 0)
+        if data.shape[0] == 4:  # drop alpha
+            data = data[:3]
+    data = np.ascontiguousarray(np.swapaxes(data, 1, 2))  # (C, H, W) -> (C, X=W, Y=H)
+    meta = ImageMeta(str(path), image_suffix(path).lstrip("."), tuple(data.shape[1:]), (1.0, 1.0), np.eye(4))
+    return data, meta
+
+
+def _read_numpy(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    data = np.load(path, allow_pickle=False)
+    if data.ndim in (2, 3) and data.ndim == 2:
+        data = data[None]
+    meta = ImageMeta(str(path), "npy", tuple(data.shape[1:]), (1.0,) * (data.ndim - 1), np.eye(4))
+    return data, meta
+
+
+def write_image(path: str | Path, array: np.ndarray, like: ImageMeta | None = None) -> Path:
+    """Write ``array`` (``(C, *spatial)`` or ``(*spatial)``) atomically, keeping ``like``'s geometry.
+
+    The format follows ``path``'s suffix: NIfTI gets ``like.affine``; NRRD/MHA get spacing, origin
+    and direction from it; PNG/TIFF are written as 8/16-bit rasters (no geometry).
+    """
+    path = Path(path)
+    suffix = image_suffix(path)
+    affine = like.affine if like is not None else np.eye(4)
+    arr = np.asarray(array)
+    ndim_spatial = like.ndim if like is not None else (arr.ndim - 1 if arr.ndim in (3, 4) and arr.shape[0] <= 4 else arr.ndim)
+    if arr.ndim == ndim_spatial:
+        arr = arr[None]
+    with atomic_path(path) as tmp:
+        if suffix in NIFTI_SUFFIXES:
+            import nibabel as nib
+
+            data = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+            img = nib.Nifti1Image(data, affine)
+            if like is not None and like.format == "nifti":
+                img.header.set_zooms(tuple(like.spacing[: data.ndim]) + img.header.get_zooms()[len(like.spacing):])
+            nib.save(img, str(tmp))
+        elif suffix in RASTER_SUFFIXES:
+            from PIL import Image
+
+            data = np.swapaxes(arr, 1, 2)  # (C, X, Y) -> (C, H, W)
+            data = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
+            if data.dtype == bool:
+                data = data.astype(np.uint8) * 255
+            elif data.dtype not in (np.uint8, np.uint16):
+                data = np.clip(data, 0, 255).astype(np.uint8)
+            Image.fromarray(data).save(tmp, format=_pil_format(suffix))
+        elif suffix in ITK_SUFFIXES:
+            import SimpleITK as sitk
+
+            nd = arr.ndim - 1
+            data = np.transpose(arr, (0, *range(nd, 0, -1)))  # (C, X, Y, Z) -> (C, Z, Y, X)
+            img = sitk.GetImageFromArray(data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1),
+                                         isVector=data.shape[0] > 1)
+            lps = np.linalg.inv(_LPS_TO_RAS) @ affine
+            spacing = np.linalg.norm(lps[:nd, :nd], axis=0)
+            img.SetSpacing([float(s) for s in spacing])
+            img.SetOrigin([float(o) for o in lps[:nd, 3]])
+            img.SetDirection([float(d) for d in (lps[:nd, :nd] / spacing[None, :]).ravel()])
+            sitk.WriteImage(img, str(tmp))
+        elif suffix in NUMPY_SUFFIXES:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+        else:
+            raise InputError(path, f"cannot write format '{suffix}'", f"use one of {', '.join(IMAGE_SUFFIXES)}")
+    return path
+
+
+def _pil_format(suffix: str) -> str:
+    return {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+            ".gif": "GIF", ".bmp": "BMP"}[suffix]

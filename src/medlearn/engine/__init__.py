@@ -1,0 +1,1 @@
+"""Engine: run directories, seeding, the Lightning Trainer and its callbacks, imbalance samplers."""

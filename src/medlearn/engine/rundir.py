@@ -1,0 +1,146 @@
+"""The run directory contract shared by every task.
+
+A run folder holds ``plan.json``, ``config.yaml``, ``model.pt``, ``metrics.json``, ``report.html``,
+``logs/``, ``versions.json`` (and ``splits.json``, ``checkpoints/``). A run counts as *finished*
+once ``metrics.json`` exists: it is written last, atomically, so an interrupted run never looks
+finished. A finished run is never overwritten without ``force``; an unfinished one is only reused
+with ``resume`` (or ``force``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medlearn.errors import InputError, RunExistsError
+from medlearn.io import write_json, write_text
+
+_TRACKED_PACKAGES = ("medlearn", "torch", "monai", "lightning", "numpy", "scikit-learn", "rdkit")
+
+
+@dataclass
+class RunDirectory:
+    """A training run's folder. ``prepare`` creates it and enforces the overwrite/resume rules."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # -- well-known files -------------------------------------------------------------------
+    @property
+    def plan_file(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.pt"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def versions_file(self) -> Path:
+        return self.path / "versions.json"
+
+    @property
+    def splits_file(self) -> Path:
+        return self.path / "splits.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "last.ckpt"
+
+    # -- state ------------------------------------------------------------------------------
+    def is_finished(self) -> bool:
+        return self.metrics_file.exists()
+
+    def prepare(self, *, force: bool = False, resume: bool = False) -> bool:
+        """Create the folder. Returns True when an interrupted run should be resumed.
+
+        Raises RunExistsError for a finished run without ``force``, or an unfinished one without
+        ``resume``/``force`` (so a second training never silently mixes with the first).
+        """
+        if self.path.exists() and any(self.path.iterdir()):
+            if force:
+                shutil.rmtree(self.path)
+            elif self.is_finished():
+                raise RunExistsError(self.path, "a finished run is already here",
+                                     "pass --force to overwrite it or choose another -o")
+            elif resume:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+                return self.last_checkpoint.exists()
+            else:
+                raise RunExistsError(self.path, "an unfinished run is here",
+                                     "pass --resume to continue it or --force to start over")
+        elif resume:
+            raise InputError(self.path, "no run to resume here", "drop --resume to start a new run")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return False
+
+    def require_finished(self) -> RunDirectory:
+        """For predict/evaluate/explain/export: the folder must hold a finished run."""
+        if not self.path.is_dir():
+            raise InputError(self.path, "run directory not found", "train first or check the path")
+        if not self.model_file.exists():
+            raise InputError(self.path, "no model.pt in this run directory",
+                             "the run did not finish; continue it with --resume")
+        return self
+
+    # -- writers ----------------------------------------------------------------------------
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_text(self.config_file, yaml.safe_dump(_plain(config), sort_keys=False))
+
+    def write_versions(self, seed: int | None) -> None:
+        versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+        for name in _TRACKED_PACKAGES:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        versions["seed"] = seed
+        versions["git_commit"] = _git_commit()
+        write_json(self.versions_file, versions)
+
+    def read_metrics(self) -> dict[str, Any]:
+        if not self.metrics_file.exists():
+            raise InputError(self.path, "no metrics.json in this run directory", "the run did not finish")
+        return json.loads(self.metrics_file.read_text())
+
+
+def _plain(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
