@@ -33,6 +33,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 
+@app.callback()
+def _root() -> None:
+    """medlearn: deep learning on medical images and molecules."""
+
+
 @app.command()
 def version() -> None:
     """Print medlearn's version."""
