@@ -204,7 +204,10 @@ def write_image(path: str | Path, array: np.ndarray, like: ImageMeta | None = No
     suffix = image_suffix(path)
     affine = like.affine if like is not None else np.eye(4)
     arr = np.asarray(array)
-    ndim_spatial = like.ndim if like is not None else (arr.ndim - 1 if arr.ndim in (3, 4) and arr.shape[0] <= 4 else arr.ndim)
+    if like is not None:
+        ndim_spatial = like.ndim
+    else:  # without geometry, a leading axis of <= 4 on a 3D/4D array is channels
+        ndim_spatial = arr.ndim - 1 if arr.ndim in (3, 4) and arr.shape[0] <= 4 else arr.ndim
     if arr.ndim == ndim_spatial:
         arr = arr[None]
     with atomic_path(path) as tmp:

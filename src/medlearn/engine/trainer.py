@@ -1,0 +1,111 @@
+"""Build the Lightning ``Trainer`` every task uses: CPU by default, GPU / multi-device DDP on request.
+
+Research code lives in each task's ``LightningModule``; this module holds the engineering: device
+choice, early stopping on a validation metric, best + last checkpoints in ``RUN/checkpoints/``
+(``last.ckpt`` is what ``--resume`` continues from), CSV logs in ``RUN/logs/metrics.csv`` and a
+progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from medlearn.engine.callbacks import AtomicModelCheckpoint
+from medlearn.engine.rundir import RunDirectory
+from medlearn.errors import InputError
+
+BEST_CHECKPOINT = "best.ckpt"
+
+
+def resolve_devices(devices: int | None, accelerator: str = "auto") -> tuple[str, int | str, str]:
+    """Return (accelerator, devices, strategy). CPU unless a GPU exists and ``accelerator`` allows it."""
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise InputError("--accelerator", "gpu requested but no CUDA device is available", "use --accelerator cpu")
+    n = devices or 1
+    strategy = "ddp" if n > 1 else "auto"
+    return accelerator, n, strategy
+
+
+def build_trainer(
+    run_dir: RunDirectory,
+    max_epochs: int,
+    monitor: str,
+    mode: str = "max",
+    patience: int | None = 10,
+    devices: int | None = None,
+    accelerator: str = "auto",
+    max_time_minutes: float | None = None,
+    val_check_interval: int | float | None = None,
+    max_steps: int = -1,
+    enable_progress_bar: bool = True,
+    extra_callbacks: Sequence[Callback] = (),
+    precision: str | None = None,
+    gradient_clip_val: float | None = None,
+) -> pl.Trainer:
+    """A configured Trainer writing into ``run_dir``.
+
+    ``monitor``/``mode``: the validation metric for early stopping and the best checkpoint.
+    ``patience=None`` disables early stopping. ``max_time_minutes`` caps training wall time.
+    """
+    acc, n_devices, strategy = resolve_devices(devices, accelerator)
+    run_dir.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    best = AtomicModelCheckpoint(dirpath=run_dir.checkpoints_dir, filename=Path(BEST_CHECKPOINT).stem,
+                                 monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+                                 enable_version_counter=False)
+    callbacks: list[Callback] = [best, *extra_callbacks]
+    if patience is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
+    if enable_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    logger = CSVLogger(save_dir=str(run_dir.path), name="logs", version="")
+    _quiet_lightning()
+    return pl.Trainer(
+        accelerator=acc,
+        devices=n_devices,
+        strategy=strategy,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        max_time=timedelta(minutes=max_time_minutes) if max_time_minutes else None,
+        callbacks=callbacks,
+        logger=logger,
+        enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        val_check_interval=val_check_interval,
+        check_val_every_n_epoch=None if isinstance(val_check_interval, int) else 1,
+        default_root_dir=str(run_dir.path),
+        precision=precision or ("16-mixed" if acc == "gpu" else "32-true"),
+        gradient_clip_val=gradient_clip_val,
+        deterministic=False,
+    )
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """Path of the best checkpoint the trainer saved (None if validation never ran)."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, AtomicModelCheckpoint) and cb.best_model_path:
+            return cb.best_model_path
+    return None
+
+
+def _quiet_lightning() -> None:
+    """Hide Lightning's start-up chatter (GPU/TPU availability, litlogger tips) and known CPU warnings."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
