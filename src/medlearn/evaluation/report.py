@@ -200,13 +200,14 @@ class Report:
 
     def add_figure(self, fig: Any, name: str, caption: str | None = None, dpi: int = 110) -> Report:
         """Embed a matplotlib Figure as PNG (saved as ``figures/<name>.png`` too) and close it."""
-        import matplotlib.pyplot as plt
-
         buf = io.BytesIO()
         try:
             fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
         finally:
-            plt.close(fig)
+            if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot: release it
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
         return self._add_png(buf.getvalue(), name, caption)
 
     def add_image(self, array: np.ndarray, name: str, caption: str | None = None) -> Report:
