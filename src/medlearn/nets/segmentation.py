@@ -36,11 +36,15 @@ def required_divisor(name: str, strides: Sequence[int]) -> int:
 
 @register_network("unet")
 def unet(spatial_dims: int, in_channels: int, out_channels: int, channels: Sequence[int] = (16, 32, 64, 128, 256),
-         strides: Sequence[int] = (2, 2, 2, 2), num_res_units: int = 2, dropout: float = 0.0) -> nn.Module:
+         strides: Sequence[int] = (2, 2, 2, 2), num_res_units: int = 2, dropout: float = 0.0,
+         norm: str = "batch") -> nn.Module:
+    # batch norm (not MONAI's default instance norm): inference is then purely convolutional, so one
+    # whole-image pass and a sliding window give the same output
     from monai.networks.nets import UNet
 
     return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-                channels=tuple(channels), strides=tuple(strides), num_res_units=num_res_units, dropout=dropout)
+                channels=tuple(channels), strides=tuple(strides), num_res_units=num_res_units, dropout=dropout,
+                norm=norm)
 
 
 @register_network("unet3d")

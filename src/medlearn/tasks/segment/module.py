@@ -1,0 +1,135 @@
+"""The LightningModule: network, ROI-masked Dice + cross-entropy, time-based poly LR, validation Dice.
+
+Batches: ``image (B, C, *P)``, ``label (B, *P)`` int64, ``weight (B, *P)`` float (1 inside ROI and
+image). The loss only counts voxels with weight 1 (nnU-Net's Dice + CE, Isensee et al. 2021, with
+a batch Dice over foreground classes, Milletari et al. 2016). Validation predicts whole cases with
+:class:`SlidingWindowPredictor` and logs ``val_dice``: foreground Dice pooled over all validation
+voxels inside the ROI, averaged over classes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from medlearn.nets import build_network
+from medlearn.tasks.segment.augment import augment_batch
+from medlearn.tasks.segment.plan import SegmentationPlan
+from medlearn.tasks.segment.predictor import SlidingWindowPredictor
+
+
+def build_segmentation_net(plan: SegmentationPlan) -> torch.nn.Module:
+    """The plan's network. The U-Net uses batch norm, so whole-image and windowed outputs agree."""
+    kwargs: dict[str, Any] = {"spatial_dims": plan.ndim, "in_channels": plan.in_channels,
+                              "out_channels": plan.num_classes, "channels": plan.network.channels,
+                              "strides": plan.network.strides, "dropout": plan.network.dropout}
+    return build_network(plan.network.name, **kwargs)
+
+
+def masked_dice_ce(logits: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, kind: str = "dice_ce",
+                   smooth: float = 1e-5) -> torch.Tensor:
+    """Dice (batch, foreground classes) + cross-entropy, both restricted to ``weight > 0``.
+
+    ``logits (B, K, *P)``, ``label (B, *P)``, ``weight (B, *P)``.
+    """
+    total = weight.sum().clamp_min(1.0)
+    loss = logits.new_zeros(())
+    if kind in ("dice_ce", "ce"):
+        ce = F.cross_entropy(logits, label, reduction="none")
+        loss = loss + (ce * weight).sum() / total
+    if kind in ("dice_ce", "dice"):
+        k = logits.shape[1]
+        probs = torch.softmax(logits, 1)[:, 1:]
+        onehot = F.one_hot(label, k).movedim(-1, 1)[:, 1:].float()
+        w = weight.unsqueeze(1)
+        dims = (0, *range(2, logits.ndim))
+        inter = (probs * onehot * w).sum(dims)
+        denom = (probs * w).sum(dims) + (onehot * w).sum(dims)
+        loss = loss + 1 - ((2 * inter + smooth) / (denom + smooth)).mean()
+    return loss
+
+
+class SegmentationModule(pl.LightningModule):
+    """U-Net family training on patches; see the module docstring."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.plan = SegmentationPlan.from_dict(plan)
+        self.net = build_segmentation_net(self.plan)
+        self.gen = torch.Generator().manual_seed(self.plan.train.seed)
+        self.elapsed_before = 0.0  # training seconds from earlier (resumed) sessions
+        self._start: float | None = None
+        self._val: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # -- schedule ---------------------------------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of the budget used: the larger of the step and wall-clock fractions."""
+        t = self.plan.train
+        steps = self.global_step / max(1, t.max_epochs * t.steps_per_epoch)
+        if not t.max_time_minutes:
+            return min(1.0, steps)
+        now = time.perf_counter() - (self._start or time.perf_counter()) + self.elapsed_before
+        return min(1.0, max(steps, now / (t.max_time_minutes * 60)))
+
+    def on_train_start(self) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.plan.train.lr_schedule == "poly":
+            lr = self.plan.train.lr * (1 - self.progress()) ** 0.9
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = max(lr, self.plan.train.lr * 1e-3)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        start = self._start or time.perf_counter()
+        checkpoint["medlearn_elapsed"] = self.elapsed_before + time.perf_counter() - start
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.elapsed_before = float(checkpoint.get("medlearn_elapsed", 0.0))
+
+    # -- steps ------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        image, label, weight = batch
+        image, label, weight = augment_batch(image, label, weight, self.plan.train.augmentation, self.gen)
+        loss = masked_dice_ce(self(image), label, weight, self.plan.train.loss)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=image.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        image, label, weight = (b[0] for b in batch)
+        predictor = SlidingWindowPredictor(self.net, self.plan.train.patch_size, self.plan.divisor,
+                                           self.plan.inference.whole_image_max_voxels,
+                                           self.plan.inference.overlap, self.plan.inference.sw_batch_size)
+        pred = predictor.logits(image.cpu()).argmax(0)
+        inside = weight.cpu() > 0
+        k = self.plan.num_classes
+        stats = torch.zeros(k - 1, 3)
+        for c in range(1, k):
+            p, g = (pred == c) & inside, (label.cpu() == c) & inside
+            stats[c - 1] = torch.tensor([(p & g).sum(), p.sum(), g.sum()], dtype=torch.float32)
+        self._val.append(stats)
+        self.net.train(False)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        s = torch.stack(self._val).sum(0)
+        dice = torch.where(s[:, 1] + s[:, 2] > 0, 2 * s[:, 0] / (s[:, 1] + s[:, 2]).clamp_min(1), torch.ones(1))
+        self.log("val_dice", dice.mean(), prog_bar=True)
+        self._val.clear()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        t = self.plan.train
+        if t.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=t.lr, momentum=0.99, nesterov=True,
+                                   weight_decay=t.weight_decay)
+        cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+        return cls(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)

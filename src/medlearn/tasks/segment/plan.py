@@ -1,0 +1,194 @@
+"""Segmentation plan: fingerprint + machine -> every training choice, as nnU-Net does.
+
+The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU budget:
+
+- target spacing: the median spacing of the training cases (no resampling for 2D rasters);
+- normalisation per channel: CT -> clip to the foreground 0.5/99.5 percentiles + global z-score;
+  everything else (MR, RGB fundus, EM) -> per-image z-score inside the ROI mask (or the whole image);
+  voxels outside the ROI are set to 0 so the network never has to model the black frame;
+- patch size: the median image shape, capped by a voxel budget (CPU: 128^2 in 2D, 64^3 in 3D);
+  batch size from a second budget (patch voxels x batch);
+- topology: halve the patch until the bottleneck is >= 8 voxels (at most 4 poolings on CPU), features
+  doubling from 16 up to 256;
+- loss: Dice + cross-entropy (masked to the ROI); foreground oversampling 1/3 of the patches;
+- augmentation: flips and 90-degree rotations in-plane, plus light affine, intensity and noise.
+- optimiser Adam 1e-3 with polynomial decay over the time budget (30 min on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from medlearn.nets.segmentation import SEGMENTATION_NETWORKS, required_divisor
+from medlearn.plan import Plan
+
+Normalization = Literal["zscore", "ct", "none"]
+
+
+@dataclass
+class PreprocessingSection:
+    """How a case becomes the network's input (identical in training and prediction)."""
+
+    input_channels: list[int] = field(default_factory=list)
+    normalization: list[str] = field(default_factory=list)
+    ct_stats: list[list[float]] = field(default_factory=list)  # per channel: [lo, hi, mean, std]
+    target_spacing: list[float] = field(default_factory=list)
+    zero_outside_roi: bool = True
+
+
+@dataclass
+class NetworkSection:
+    name: str = "unet"
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainSection:
+    patch_size: list[int] = field(default_factory=lambda: [128, 128])
+    batch_size: int = 8
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: Literal["poly", "constant"] = "poly"
+    max_time_minutes: float | None = 30.0
+    max_epochs: int = 1000
+    steps_per_epoch: int = 250
+    patience: int | None = None
+    val_fraction: float = 0.2
+    foreground_oversampling: float = 0.33
+    augmentation: Literal["none", "light", "default", "strong"] = "default"
+    loss: Literal["dice_ce", "ce", "dice"] = "dice_ce"
+    seed: int = 0
+    devices: int | None = None
+
+
+@dataclass
+class InferenceSection:
+    whole_image_max_voxels: int = 2_000_000  # one fully convolutional pass when the image is smaller
+    overlap: float = 0.5
+    sw_batch_size: int = 4
+    mirror_tta: bool = False  # off on CPU: 4x (2D) / 8x (3D) the time
+    largest_component: Literal["auto", "on", "off"] = "auto"  # auto: decided on validation Dice
+    engine: Literal["onnx", "torch"] = "onnx"
+
+
+@dataclass
+class SegmentationPlan(Plan):
+    """Everything a segmentation training does, editable with ``--set section.field=value``."""
+
+    dataset: str = ""
+    ndim: int = 2
+    num_classes: int = 2
+    label_names: list[str] = field(default_factory=lambda: ["background", "foreground"])
+    channel_names: list[str] = field(default_factory=list)
+    file_ending: str = ".png"
+    preprocessing: PreprocessingSection = field(default_factory=PreprocessingSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    inference: InferenceSection = field(default_factory=InferenceSection)
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.preprocessing.input_channels)
+
+    @property
+    def divisor(self) -> int:
+        return required_divisor(self.network.name, self.network.strides)
+
+    def validate(self) -> None:
+        """Raise InputError when fields contradict each other (after overrides)."""
+        from medlearn.errors import InputError
+
+        if self.network.name not in SEGMENTATION_NETWORKS:
+            raise InputError("network.name", f"unknown network '{self.network.name}'",
+                             f"choose one of {', '.join(SEGMENTATION_NETWORKS)}")
+        if len(self.train.patch_size) != self.ndim:
+            raise InputError("train.patch_size", f"has {len(self.train.patch_size)} values for {self.ndim}D images")
+        bad = [p for p in self.train.patch_size if p % self.divisor]
+        if bad:
+            raise InputError("train.patch_size", f"{self.train.patch_size} must be multiples of {self.divisor} "
+                             f"for network {self.network.name} with strides {self.network.strides}")
+        if len(self.network.channels) != len(self.network.strides) + 1 and self.network.name != "vnet":
+            raise InputError("network.channels", f"needs len(strides)+1 = {len(self.network.strides) + 1} values, "
+                             f"got {len(self.network.channels)}")
+        if not 0 <= self.train.foreground_oversampling <= 1:
+            raise InputError("train.foreground_oversampling", "must be between 0 and 1")
+
+
+CPU_PATCH_VOXELS = {2: 128 * 128, 3: 64 * 64 * 64}
+CPU_BATCH_VOXELS = {2: 8 * 128 * 128, 3: 2 * 64 * 64 * 64}
+
+
+def plan_topology(patch_size: list[int], max_pools: int, base: int = 16, max_features: int = 256,
+                  min_bottleneck: int = 8) -> tuple[list[int], list[int]]:
+    """Channels and strides for a patch: pool while the smallest axis stays >= ``min_bottleneck``."""
+    pools = 0
+    smallest = min(patch_size)
+    while pools < max_pools and smallest // 2 >= min_bottleneck:
+        smallest //= 2
+        pools += 1
+    pools = max(1, pools)
+    channels = [min(max_features, base * 2 ** i) for i in range(pools + 1)]
+    return channels, [2] * pools
+
+
+def plan_patch_size(median_shape: list[float], ndim: int, divisor_pools: int = 4) -> list[int]:
+    """The median shape shrunk (keeping its aspect ratio) to the CPU voxel budget, rounded to 2^pools."""
+    budget = CPU_PATCH_VOXELS[ndim]
+    shape = [float(s) for s in median_shape]
+    scale = min(1.0, (budget / math.prod(shape)) ** (1 / ndim))
+    unit = 2 ** divisor_pools
+    patch = []
+    for s in shape:
+        p = max(unit, int(s * scale) // unit * unit)
+        patch.append(p)
+    # a long thin image should not get a patch longer than the budget allows on its long axis
+    while math.prod(patch) > budget * 1.05:
+        i = patch.index(max(patch))
+        patch[i] -= unit
+    return patch
+
+
+def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "unet") -> SegmentationPlan:
+    """Apply the rules in the module docstring to a fingerprint from ``fingerprint_msd_dataset``."""
+    ndim = int(fingerprint["ndim"])
+    n_ch = int(fingerprint["num_channels"])
+    labels = fingerprint["labels"]
+    num_classes = max(labels.values()) + 1
+    by_value = {v: k for k, v in labels.items()}
+    normalization, ct_stats = [], []
+    for c in range(n_ch):
+        stats = fingerprint["intensity"][str(c)]
+        if stats["name"].strip().lower() == "ct":
+            normalization.append("ct")
+            ct_stats.append([stats["percentile_00_5"], stats["percentile_99_5"], stats["mean"], stats["std"]])
+        else:
+            normalization.append("zscore")
+            ct_stats.append([])
+    patch = plan_patch_size(fingerprint["median_shape"], ndim)
+    channels, strides = plan_topology(patch, max_pools=4)
+    batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
+    if network == "unet3d" and ndim != 3:
+        network = "unet"
+    plan = SegmentationPlan(
+        dataset=dataset,
+        ndim=ndim,
+        num_classes=num_classes,
+        label_names=[by_value.get(i, f"label_{i}") for i in range(num_classes)],
+        channel_names=[fingerprint["channel_names"][str(c)] for c in range(n_ch)],
+        file_ending=fingerprint["file_ending"],
+        preprocessing=PreprocessingSection(
+            input_channels=list(range(n_ch)),
+            normalization=normalization,
+            ct_stats=ct_stats,
+            target_spacing=[float(s) for s in fingerprint["median_spacing"]],
+            zero_outside_roi=bool(fingerprint.get("has_roi", False)),
+        ),
+        network=NetworkSection(name=network, channels=channels, strides=strides),
+        train=TrainSection(patch_size=patch, batch_size=int(batch)),
+    )
+    return plan

@@ -1,0 +1,133 @@
+"""Training orchestration: dataset -> fingerprint -> plan -> cache -> Lightning -> run directory.
+
+Writes the run-directory contract (``plan.json``, ``config.yaml``, ``versions.json``,
+``splits.json``, ``checkpoints/``, ``logs/``, ``model.pt``, ``model.onnx``, ``report.html`` and,
+last, ``metrics.json``). ``model.pt`` holds the weights, the plan (preprocessing, label and channel
+names) and the post-processing chosen on the validation cases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from medlearn.data.msd import fingerprint_msd_dataset, load_msd_dataset
+from medlearn.engine.rundir import RunDirectory
+from medlearn.engine.seed import configure_cpu_threads, seed_everything
+from medlearn.io import write_json
+from medlearn.plan import parse_overrides
+from medlearn.tasks.segment.data import PatchDataset, WholeCaseDataset, build_cache
+from medlearn.tasks.segment.plan import SegmentationPlan, make_plan
+
+MODEL_FORMAT = "medlearn.segment/1"
+
+
+def split_cases(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded random train/validation split; with one case it is used for both."""
+    if len(names) < 2 or val_fraction <= 0:
+        return list(names), list(names)
+    n_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = sorted(names[i] for i in order[:n_val])
+    return [n for n in names if n not in val], val
+
+
+def build_plan(dataset: Path, overrides: dict[str, Any] | None = None, network: str | None = None
+               ) -> SegmentationPlan:
+    """Fingerprint ``dataset`` and apply the planning rules, then the user's overrides."""
+    fingerprint = fingerprint_msd_dataset(dataset)
+    plan = make_plan(fingerprint, dataset=str(dataset), network=network or "unet")
+    if overrides:
+        plan = plan.apply_overrides(overrides)
+    plan.validate()
+    return plan
+
+
+def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str] | dict[str, Any] | None = None,
+                       plan_file: str | Path | None = None, force: bool = False, resume: bool = False,
+                       progress: bool = True, echo: Callable[[str], None] = print) -> RunDirectory:
+    """Train on an MSD dataset into the run directory ``run``; returns it (finished)."""
+    import lightning.pytorch as pl  # noqa: F401  (imported early for clear import errors)
+
+    from medlearn.engine.trainer import best_checkpoint, build_trainer
+    from medlearn.tasks.segment.module import SegmentationModule
+
+    dataset = Path(dataset)
+    rd = RunDirectory(Path(run))
+    ds = load_msd_dataset(dataset, read_check=True)
+    resuming = rd.prepare(force=force, resume=resume)
+    if isinstance(overrides, dict):
+        override_dict = dict(overrides)
+    else:
+        override_dict = parse_overrides(overrides, plan_file)
+    if resuming and rd.plan_file.exists():
+        plan = SegmentationPlan.load(rd.plan_file)
+    else:
+        plan = build_plan(dataset, override_dict)
+        plan.save(rd.plan_file)
+        rd.write_config({"task": "segment", "dataset": str(dataset), "overrides": override_dict,
+                         "plan_file": str(plan_file) if plan_file else None})
+        rd.write_versions(plan.train.seed)
+    if progress:
+        echo(plan.describe())
+    seed_everything(plan.train.seed)
+    configure_cpu_threads()
+
+    names = [c.name for c in ds.training]
+    train_names, val_names = split_cases(names, plan.train.val_fraction, plan.train.seed)
+    write_json(rd.splits_file, {"train": train_names, "val": val_names})
+    by_name = {c.name: c for c in ds.training}
+    cache_dir = rd.path / "cache"
+    train_cache = build_cache([by_name[n] for n in train_names], plan, cache_dir, plan.train.seed)
+    val_cache = build_cache([by_name[n] for n in val_names], plan, cache_dir, plan.train.seed)
+
+    t = plan.train
+    loader = DataLoader(PatchDataset(train_cache, t.patch_size, t.steps_per_epoch * t.batch_size,
+                                     t.foreground_oversampling, t.seed),
+                        batch_size=t.batch_size, num_workers=0, pin_memory=False)
+    val_loader = DataLoader(WholeCaseDataset(val_cache), batch_size=1, num_workers=0)
+    module = SegmentationModule(plan.to_dict())
+    trainer = build_trainer(rd, max_epochs=t.max_epochs, monitor="val_dice", mode="max", patience=t.patience,
+                            devices=t.devices, max_time_minutes=t.max_time_minutes,
+                            enable_progress_bar=progress)
+    start = time.perf_counter()
+    trainer.fit(module, loader, val_loader,
+                ckpt_path=str(rd.last_checkpoint) if resuming and rd.last_checkpoint.exists() else None)
+    train_seconds = time.perf_counter() - start
+    steps = int(trainer.global_step)
+    best = best_checkpoint(trainer)
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    net = module.net.eval()
+
+    from medlearn.tasks.segment.inference import SegmentationModel
+
+    model = SegmentationModel(plan, net, postprocessing={"largest_component": False})
+    val_eval = model.evaluate_cases([by_name[n] for n in val_names], choose_postprocessing=True)
+    model.postprocessing = val_eval["postprocessing"]
+    model.save(rd.model_file)
+    if plan.inference.engine == "onnx":
+        model.export_onnx(rd.path / "model.onnx")
+    metrics = {
+        "task": "segment",
+        "dataset": str(dataset),
+        "best_checkpoint": Path(best).name if best else None,
+        "training": {"steps": steps, "seconds": round(train_seconds, 1),
+                     "steps_per_second": round(steps / max(train_seconds, 1e-9), 3),
+                     "patches_seen": steps * t.batch_size},
+        "validation": {k: v for k, v in val_eval.items() if k not in ("per_case_probabilities",)},
+    }
+    from medlearn.tasks.segment.report import write_segmentation_report
+
+    write_segmentation_report(rd.report_file, f"Segmentation: {dataset.name}", plan, metrics["validation"],
+                              val_eval.get("overlays", []), extra={"training": metrics["training"]})
+    metrics["validation"].pop("overlays", None)
+    write_json(rd.metrics_file, metrics)  # last: the run counts as finished from here
+    return rd
