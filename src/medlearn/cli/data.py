@@ -1,0 +1,55 @@
+"""``medlearn data inspect|check|import-pairs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medlearn.cli.common import console, print_json
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def inspect(path: Path = typer.Argument(..., help="Dataset: .npz, .csv, class folders or an MSD folder."),
+            label: list[str] = typer.Option(None, "--label", help="Label column(s) of a CSV table.")) -> None:
+    """Print the dataset fingerprint: counts, shapes, spacing, intensities, class balance."""
+    from medlearn.data import msd
+
+    if msd.is_msd_dataset(path):
+        print_json(msd.fingerprint_msd_dataset(path))
+        return
+    from medlearn.data.classification import load_classification_data
+    from medlearn.data.fingerprint import fingerprint_classification
+
+    print_json(fingerprint_classification(load_classification_data(path, label_columns=label or None)))
+
+
+@app.command()
+def check(path: Path = typer.Argument(..., help="Dataset to check."),
+          label: list[str] = typer.Option(None, "--label", help="Label column(s) of a CSV table.")) -> None:
+    """Report every problem found; exit code 2 if any is an error."""
+    from medlearn.data.check import check_dataset
+
+    problems = check_dataset(path, label or None)
+    for p in problems:
+        style = "red" if p.severity == "error" else "yellow"
+        console.print(f"[{style}]{p.severity}[/{style}] {p.source}: {p.problem}" + (f" -- {p.fix}" if p.fix else ""),
+                      markup=True, soft_wrap=True)
+    errors = sum(p.severity == "error" for p in problems)
+    console.print(f"{errors} error(s), {len(problems) - errors} warning(s) in {path}")
+    if errors:
+        raise typer.Exit(2)
+
+
+@app.command("import-pairs")
+def import_pairs(images: Path = typer.Option(..., "--images", help="Folder of images."),
+                 masks: Path = typer.Option(..., "--masks", help="Folder of masks (matched by case number or stem)."),
+                 roi: Path = typer.Option(None, "--roi", help="Optional folder of region-of-interest masks."),
+                 out: Path = typer.Option(..., "-o", "--out", help="New MSD / nnU-Net raw dataset folder.")) -> None:
+    """Build the MSD / nnU-Net raw layout (dataset.json, imagesTr/, labelsTr/) from loose folders."""
+    from medlearn.data import msd
+
+    path = msd.import_pairs(images, masks, out, roi=roi)
+    console.print(f"wrote {path}")

@@ -1,0 +1,1 @@
+"""Tasks: each has planner rules, a LightningModule, a predictor and an evaluator."""

@@ -1,0 +1,108 @@
+"""The classification ``LightningModule``: network, loss, optimiser and validation metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from medlearn.nets import build_network
+from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
+from medlearn.tasks.classify.plan import ClassificationPlan
+
+
+def build_classifier_network(plan: ClassificationPlan) -> torch.nn.Module:
+    kwargs: dict[str, Any] = dict(spatial_dims=plan.spatial_dims, in_channels=plan.in_channels,
+                                  num_outputs=plan.num_outputs, input_size=plan.input_size,
+                                  dropout=plan.model.dropout, init=plan.model.init)
+    if plan.model.widths:
+        kwargs["widths"] = plan.model.widths
+    return build_network(plan.model.network, **kwargs)
+
+
+def validation_auc(labels: np.ndarray, proba: np.ndarray, task: str) -> float:
+    """MedMNIST AUC: binary = AUC of class 1's score; otherwise the mean one-vs-rest / per-label AUC.
+
+    NaN when undefined (a single class present). Labels ``(N,)`` or ``(N, K)`` (multilabel, NaN = missing).
+    """
+    try:
+        if task == "binary":
+            return float(roc_auc_score(labels, proba[:, 1]))
+        if task == "multilabel":
+            scores = []
+            for k in range(labels.shape[1]):
+                keep = ~np.isnan(labels[:, k])
+                if keep.any() and len(np.unique(labels[keep, k])) == 2:
+                    scores.append(roc_auc_score(labels[keep, k], proba[keep, k]))
+            return float(np.mean(scores)) if scores else float("nan")
+        scores = [roc_auc_score(labels == k, proba[:, k]) for k in range(proba.shape[1])
+                  if 0 < (labels == k).sum() < len(labels)]
+        return float(np.mean(scores)) if scores else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+class ClassificationModule(pl.LightningModule):
+    """Trains ``build_classifier_network(plan)``; logs ``train_loss``, ``val_loss``, ``val_auc``, ``val_acc``."""
+
+    def __init__(self, plan: dict[str, Any], class_weights: list[float] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.plan = ClassificationPlan.from_dict(plan)
+        self.net = build_classifier_network(self.plan)
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss = TaskLoss(self.plan.task, weights, self.plan.train.label_smoothing)
+        self._val_logits: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self._val_logits.append(logits.detach())
+        self._val_labels.append(y.detach())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_logits:
+            return
+        logits = torch.cat(self._val_logits)
+        labels = torch.cat(self._val_labels)
+        self._val_logits.clear()
+        self._val_labels.clear()
+        loss = self.loss(logits, labels)
+        proba = logits_to_proba(logits, self.plan.task).cpu().numpy()
+        y = labels.cpu().numpy()
+        auc = validation_auc(y, proba, self.plan.task)
+        if self.plan.task == "multilabel":
+            acc = float(np.nanmean((proba > 0.5) == np.where(np.isnan(y), np.nan, y)))
+        else:
+            acc = float((proba.argmax(1) == y).mean())
+        self.log_dict({"val_loss": loss, "val_auc": auc if np.isfinite(auc) else 0.0, "val_acc": acc},
+                      prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        t = self.plan.train
+        if t.optimizer == "sgd":
+            opt = torch.optim.SGD(self.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        if t.scheduler == "none":
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=self._total_steps(),
+                                                    pct_start=0.1, anneal_strategy="cos")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        trainer = self.trainer
+        return max(1, int(trainer.estimated_stepping_batches))

@@ -1,0 +1,153 @@
+"""Classification plan: the rules from fingerprint to every training choice, all overridable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from medlearn.plan import Plan
+
+
+@dataclass
+class DataSection:
+    resize: list[int] | None = None  # resample every image to this spatial size (None: keep)
+    normalization: Literal["zscore", "unit", "ct", "none"] = "zscore"
+    mean: float | None = None  # filled from the training split
+    std: float | None = None
+    val_fraction: float = 0.1  # used only when the data define no val split
+    test_fraction: float = 0.2  # used only when the data define no splits at all
+
+
+@dataclass
+class ModelSection:
+    network: str = "resnet18"
+    widths: list[int] | None = None
+    dropout: float = 0.2
+    init: Literal["kaiming", "xavier", "default"] = "kaiming"
+
+
+@dataclass
+class AugmentSection:
+    level: Literal["none", "light", "medium", "heavy"] = "medium"
+    flip: bool = True
+    rotate_degrees: float = 15.0
+    scale: float = 0.1
+    translate: float = 0.1
+    elastic: bool = False
+    noise_std: float = 0.05
+    contrast: float = 0.2
+    erase_prob: float = 0.25  # random erasing (Zhong et al. 2020)
+
+
+@dataclass
+class TrainSection:
+    batch_size: int = 64
+    max_epochs: int = 60
+    patience: int | None = 20
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "none"] = "cosine"
+    label_smoothing: float = 0.0
+    monitor: str = "val_auc"
+    max_minutes: float | None = None
+    devices: int | None = None
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+
+
+@dataclass
+class ImbalanceSection:
+    ratio: float = 1.0  # majority/minority count in the training split (reported)
+    strategy: Literal["none", "weighted_loss", "oversample"] = "none"
+
+
+@dataclass
+class PatientSection:
+    aggregation: Literal["none", "mean", "max", "gru"] = "none"
+    epochs: int = 100
+
+
+@dataclass
+class ClassificationPlan(Plan):
+    task: Literal["binary", "multiclass", "multilabel", "ordinal"] = "binary"
+    label_names: list[str] = field(default_factory=list)
+    spatial_dims: int = 2
+    in_channels: int = 1
+    input_size: list[int] = field(default_factory=list)
+    seed: int = 0
+    tta: bool = False
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    imbalance: ImbalanceSection = field(default_factory=ImbalanceSection)
+    patient: PatientSection = field(default_factory=PatientSection)
+
+    @property
+    def num_outputs(self) -> int:
+        """Head width: K logits, except ordinal (K-1 cumulative logits, Cao et al. 2020)."""
+        return len(self.label_names) - 1 if self.task == "ordinal" else len(self.label_names)
+
+
+# Input size above which a CPU run resamples 2D images (a 1024^2 X-ray costs ~200x a 64^2 one).
+CPU_MAX_2D_SIDE = 256
+CPU_MAX_3D_SIDE = 96
+
+
+def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_counts: list[int],
+                        has_patients: bool = False, gpu: bool = False) -> ClassificationPlan:
+    """Rules (documented inline) from the dataset fingerprint and the machine to a plan."""
+    dims = int(fingerprint["spatial_dims"])
+    size = list(fingerprint["shape"])
+    plan = ClassificationPlan(task=fingerprint["task"], label_names=list(fingerprint["labels"]), spatial_dims=dims,
+                              in_channels=int(fingerprint["channels"]), input_size=size)
+    # Resolution: CPU budgets cannot afford full-size radiographs; resample the longest side down.
+    limit = CPU_MAX_2D_SIDE if dims == 2 else CPU_MAX_3D_SIDE
+    if not gpu and max(size) > limit:
+        factor = limit / max(size)
+        plan.data.resize = [max(8, int(round(s * factor))) for s in size]
+        plan.input_size = list(plan.data.resize)
+    side = max(plan.input_size)
+    # Intensity: CT (Hounsfield range) gets a window; 8-bit images are z-scored on train statistics.
+    lo, hi = fingerprint["intensity"]["min"], fingerprint["intensity"]["max"]
+    plan.data.normalization = "ct" if lo < -500 and hi > 500 else "zscore"
+    # Network from input size: tiny vectors -> MLP; small images -> narrow ResNet-18 with CIFAR stem;
+    # larger 2D -> ResNet-18; 3D -> narrow ResNet-10 (compute grows with the cube of the side).
+    if side <= 8:
+        plan.model.network, plan.model.widths = "mlp", None
+    elif dims == 2:
+        plan.model.network = "resnet18"
+        plan.model.widths = [32, 64, 128, 256] if not gpu and side <= 64 else None
+    else:
+        plan.model.network = "resnet10"
+        plan.model.widths = [32, 64, 128, 256] if not gpu else None
+    # Batch size: 64 up to 64x64 pixels, then shrinking with sqrt(pixels), a power of two >= 4
+    # (activation memory and step time grow with pixels; 224^2 -> 16, 64^3 -> 8).
+    pixels = 1
+    for s in plan.input_size:
+        pixels *= s
+    raw = 64 * (64 * 64 / max(pixels, 1)) ** 0.5
+    plan.train.batch_size = int(max(4, min(64, 2 ** round(_log2(raw)))))
+    plan.train.batch_size = min(plan.train.batch_size, max(8, n_train // 4))
+    # Epochs: aim at a fixed number of optimisation steps (~4000), small sets get more epochs.
+    steps_per_epoch = max(1, -(-n_train // plan.train.batch_size))
+    plan.train.max_epochs = int(min(150, max(10, round(4000 / steps_per_epoch))))
+    plan.train.patience = max(10, plan.train.max_epochs // 4)
+    # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
+    plan.augment.level = "heavy" if n_train < 1000 else "medium"
+    plan.augment.elastic = side >= 64
+    # Class imbalance: weight the loss from ratio 3, oversample from ratio 10 (imbalance ratio = majority/minority).
+    counts = [c for c in train_class_counts if c > 0]
+    ratio = (max(counts) / min(counts)) if counts else 1.0
+    plan.imbalance.ratio = round(float(ratio), 3)
+    if plan.task != "multilabel":
+        plan.imbalance.strategy = "oversample" if ratio >= 10 else "weighted_loss" if ratio >= 3 else "none"
+    plan.patient.aggregation = "mean" if has_patients else "none"
+    plan.train.monitor = "val_auc"
+    return plan
+
+
+def _log2(x: float) -> float:
+    import math
+
+    return math.log2(max(x, 1e-9))

@@ -1,0 +1,176 @@
+"""Train a classifier end to end: data -> splits -> plan -> Lightning -> model.pt -> metrics + report.
+
+Selection uses the validation split only (early stopping and best checkpoint on ``val_auc``); when
+the data define a test split it is predicted once, after selection, and written under ``test``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medlearn.data.classification import ClassificationData, load_classification_data, resize_image
+from medlearn.data.fingerprint import fingerprint_classification
+from medlearn.data.splits import assign_splits, check_grouping, load_split_file, save_splits
+from medlearn.engine.rundir import RunDirectory
+from medlearn.engine.seed import configure_cpu_threads, seed_everything
+from medlearn.engine.trainer import best_checkpoint, build_trainer
+from medlearn.errors import InputError
+from medlearn.io import write_json
+from medlearn.plan import parse_overrides
+from medlearn.tasks.classify.dataset import (
+    ImageArrayDataset,
+    class_weights,
+    make_loader,
+    oversampling_weights,
+)
+from medlearn.tasks.classify.model_io import load_backbone_weights, save_classifier
+from medlearn.tasks.classify.module import ClassificationModule
+from medlearn.tasks.classify.patient import PatientAggregator, fit_patient_aggregator, patient_bags
+from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
+from medlearn.tasks.classify.predict import embed_images
+from medlearn.transforms.augment import build_augmentation
+from medlearn.transforms.intensity import fit_normalization, normalize
+
+
+@dataclass
+class TrainOptions:
+    """What the user asked for (saved as ``config.yaml``)."""
+
+    data: str
+    run_dir: str
+    label_columns: list[str] | None = None
+    task: str | None = None
+    classes: list[str] | None = None
+    split_file: str | None = None
+    overrides: list[str] | None = None
+    plan_file: str | None = None
+    seed: int = 0
+    force: bool = False
+    resume: bool = False
+    init_from: str | None = None
+    progress: bool = True
+    n_boot: int = 1000
+
+
+def prepare_data(data: ClassificationData, options: TrainOptions) -> tuple[ClassificationData, np.ndarray]:
+    """The split of every image (fixed where the data or a split file say, the rest seeded)."""
+    fixed = data.splits
+    if options.split_file:
+        fixed = load_split_file(options.split_file, data.ids)
+    if fixed is not None:
+        check_grouping(np.where(fixed == "", "?", fixed), data.patient_ids) if data.patient_ids is not None else None
+    splits = assign_splits(data.labels, data.patient_ids, fixed, seed=options.seed)
+    check_grouping(splits, data.patient_ids)
+    if not (splits == "val").any():
+        raise InputError(data.source, "no validation images", "add val rows or more training images")
+    return data, splits
+
+
+def make_plan(data: ClassificationData, splits: np.ndarray, options: TrainOptions) -> ClassificationPlan:
+    train = data.subset(splits == "train")
+    fp = fingerprint_classification(train)
+    plan = plan_classification(fp, len(train), list(train.class_counts()), data.patient_ids is not None,
+                               gpu=torch.cuda.is_available())
+    plan.seed = options.seed
+    overrides = parse_overrides(options.overrides, options.plan_file)
+    if overrides:
+        plan = plan.apply_overrides(overrides)
+    if plan.data.resize:
+        plan.input_size = list(plan.data.resize)
+    return plan
+
+
+def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]:
+    """Run a full training; returns the metrics written to ``metrics.json``."""
+    run = RunDirectory(Path(options.run_dir))
+    if run.is_finished() and not options.force:
+        run.prepare(force=False)  # raises RunExistsError with the standard message
+    seed_everything(options.seed)
+    configure_cpu_threads()
+    data = load_classification_data(options.data, label_columns=options.label_columns, task=options.task,
+                                    classes=options.classes)
+    data, splits = prepare_data(data, options)
+    resuming = run.prepare(force=options.force, resume=options.resume)
+    plan = ClassificationPlan.load(run.plan_file) if resuming and run.plan_file.exists() else make_plan(data, splits, options)
+    if plan.data.resize and list(data.images.shape[2:]) != list(plan.data.resize):
+        data.images = np.stack([resize_image(im, plan.data.resize) for im in data.images])
+    if plan.data.normalization in ("zscore", "ct") and (plan.data.mean is None or plan.data.std is None):
+        plan.data.mean, plan.data.std = fit_normalization(data.images[splits == "train"], plan.data.normalization)
+    images = normalize(data.images, plan.data.normalization, plan.data.mean, plan.data.std)
+
+    echo(f"Plan ({run.plan_file}):\n{plan.describe()}")
+    plan.save(run.plan_file)
+    run.write_config({k: v for k, v in vars(options).items()})
+    run.write_versions(options.seed)
+    save_splits(run.splits_file, splits, data.ids, options.seed)
+
+    train_idx, val_idx = splits == "train", splits == "val"
+    weights = None
+    sample_weights = None
+    if plan.imbalance.strategy == "weighted_loss":
+        weights = class_weights(data.labels[train_idx], len(plan.label_names)).tolist()
+    elif plan.imbalance.strategy == "oversample":
+        sample_weights = oversampling_weights(data.labels[train_idx])
+    module = ClassificationModule(plan.to_dict(), weights)
+    if options.init_from and not resuming:
+        n = load_backbone_weights(module.net, options.init_from)
+        echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
+    augment = build_augmentation(plan.augment, plan.spatial_dims, plan.input_size)
+    train_loader = make_loader(ImageArrayDataset(images[train_idx], data.labels[train_idx], augment),
+                               plan.train.batch_size, True, options.seed, sample_weights)
+    val_loader = make_loader(ImageArrayDataset(images[val_idx], data.labels[val_idx]),
+                             max(plan.train.batch_size, 128), False, options.seed)
+    trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor, "min" if "loss" in plan.train.monitor else "max",
+                            plan.train.patience, plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
+                            enable_progress_bar=options.progress)
+    started = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(run.last_checkpoint) if resuming else None)
+    train_seconds = time.perf_counter() - started
+    best = best_checkpoint(trainer)
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    net = module.net.eval()
+    aggregator = None
+    if plan.patient.aggregation != "none" and data.patient_ids is not None:
+        aggregator = train_patient_model(net, plan, data, images, splits)
+    extra = {"best_epoch": _best_epoch(best), "train_seconds": train_seconds,
+             "patient_aggregator": aggregator.state_dict() if aggregator is not None else None}
+    save_classifier(run.model_file, plan, net, extra)
+
+    from medlearn.tasks.classify.evaluate import evaluate_splits  # heavy plotting imports only here
+
+    metrics = evaluate_splits(run, plan, net, data, images, splits, n_boot=options.n_boot, aggregator=aggregator)
+    metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": int(trainer.current_epoch),
+                           "best_checkpoint": best, "imbalance_ratio": plan.imbalance.ratio,
+                           "imbalance_strategy": plan.imbalance.strategy}
+    write_json(run.metrics_file, metrics)  # last: marks the run finished
+    return metrics
+
+
+def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,
+                        images: np.ndarray, splits: np.ndarray) -> PatientAggregator:
+    """Fit the patient-level aggregator on frozen image embeddings (train patients; val selects)."""
+    emb = embed_images(net, images)
+    bags = {}
+    for split in ("train", "val"):
+        rows = splits == split
+        _, b, lengths, labels = patient_bags(emb[rows], data.labels[rows], data.patient_ids[rows])
+        bags[split] = (b, lengths, labels)
+    return fit_patient_aggregator(bags["train"], bags["val"], plan.task, plan.num_outputs, plan.patient.aggregation,
+                                  plan.patient.epochs, plan.seed)
+
+
+def _best_epoch(path: str | None) -> int | None:
+    if not path:
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    except (OSError, KeyError, RuntimeError):
+        return None

@@ -1,0 +1,1 @@
+"""Transform presets composed from MONAI transforms."""
