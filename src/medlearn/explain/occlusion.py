@@ -10,6 +10,7 @@ Shapes: images ``(N, C, H, W)`` or ``(N, C, H, W, D)``; maps ``(N, H, W)`` or ``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ def occlusion_sensitivity(
     images: torch.Tensor | np.ndarray,
     class_index: int | None = None,
     mask_size: int | Sequence[int] | None = None,
-    overlap: float = 0.6,
+    overlap: float = 0.5,
     mode: str | float = "mean_img",
     n_batch: int = 32,
     activation: str = "auto",
@@ -86,7 +87,9 @@ def occlusion_sensitivity(
         )  # fmt: skip
         maps = np.zeros((x.shape[0], *spatial), dtype=np.float32)
         for i in range(x.shape[0]):
-            occ_map, _ = occ(x[i : i + 1])  # (1, K, *spatial): class probabilities with each region occluded
+            with warnings.catch_warnings():  # MONAI 1.6 indexes with lists (a torch deprecation warning)
+                warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
+                occ_map, _ = occ(x[i : i + 1])  # (1, K, *spatial): class probabilities with each region occluded
             c = int(classes[i])
             drop = (base[i, c] - occ_map[0, c]).float().cpu().numpy()
             if normalize:
