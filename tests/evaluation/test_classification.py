@@ -133,3 +133,40 @@ def test_bad_input():
         classification_metrics(np.array([0, 1]), np.array([0.1, np.nan]), "binary")
     with pytest.raises(ValueError, match="label_names"):
         classification_metrics(np.array([0, 1]), np.array([0.1, 0.2]), "binary", label_names=["a"])
+
+
+def _leaves(tree, prefix=()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and "value" in value and "ci95" in value:
+            yield prefix + (key,), value
+        elif isinstance(value, dict):
+            yield from _leaves(value, prefix + (key,))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "ordinal"])
+def test_vectorised_ci_equals_loop_over_resamples(task):
+    # The CI must be exactly the percentile interval of the point estimate recomputed on each resample.
+    from medlearn.evaluation.bootstrap import bootstrap_indices
+
+    rng = np.random.default_rng(4)
+    n, k = 30, 3
+    if task == "binary":
+        y, p = rng.integers(0, 2, n), np.round(rng.uniform(size=n), 1)
+    elif task == "multilabel":
+        y = rng.integers(0, 2, (n, k)).astype(float)
+        y[rng.uniform(size=(n, k)) < 0.1] = np.nan
+        p = rng.uniform(size=(n, k))
+    else:
+        y, p = rng.integers(0, k, n), rng.dirichlet(np.ones(k), n)
+    groups = np.arange(n) // 3
+    m = classification_metrics(y, p, task, n_boot=40, seed=5, groups=groups)
+    per_resample = [
+        dict(_leaves(classification_metrics(y[idx], p[idx], task, n_boot=0)))
+        for idx in bootstrap_indices(n, 40, seed=5, groups=groups)
+    ]
+    for path, entry in _leaves(m):
+        values = np.array([r[path]["value"] for r in per_resample if r[path]["value"] is not None], float)
+        if values.size == 0:
+            assert entry["ci95"] == [None, None]
+            continue
+        np.testing.assert_allclose(entry["ci95"], np.percentile(values, [2.5, 97.5]), atol=1e-9, err_msg=str(path))
