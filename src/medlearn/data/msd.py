@@ -423,6 +423,28 @@ def _index_folder(folder: Path, what: str) -> dict[str, Path]:
     return index
 
 
+def read_mask(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    """Read a mask ``(1, *spatial)``; palette rasters (GIF/PNG mode P) give their palette indices.
+
+    ``read_image`` converts palette images to RGB colours, which is right for photographs but wrong for
+    masks stored as palette indices (DRIVE's 2nd_manual: indices 0/1, colour 0 is not black).
+    """
+    if image_suffix(path) in _RASTER_ENDINGS:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                if im.mode == "P":
+                    data = np.asarray(im).T[None].copy()
+                    meta = ImageMeta(str(path), image_suffix(path).lstrip("."), tuple(data.shape[1:]), (1.0, 1.0),
+                                     np.eye(4))
+                    return data, meta
+        except OSError as exc:
+            raise InputError(path, f"cannot read image ({exc})", "the file may be truncated or not an image") from exc
+    array, meta = read_image(path, dtype=None)
+    return array[:1], meta
+
+
 def _binarise_if_two_valued(mask: np.ndarray, path: Path) -> np.ndarray:
     """0/255 (or 0/k) masks -> 0/1; masks that are already 0..K-1 are kept; anything else is an error."""
     values = np.unique(mask)
@@ -473,7 +495,7 @@ def import_pairs(images: Path, masks: Path, out: Path, roi: Path | None = None,
         elif image.shape[0] != n_channels:
             raise InputError(image_index[key], f"has {image.shape[0]} channels, others have {n_channels}",
                              "convert all images to the same colour mode")
-        mask, mask_meta = read_image(mask_index[key], dtype=None)
+        mask, mask_meta = read_mask(mask_index[key])
         if mask_meta.spatial_shape != meta.spatial_shape:
             raise InputError(mask_index[key], f"mask shape {mask_meta.spatial_shape} differs from image shape "
                              f"{meta.spatial_shape}", "the mask must be on the image's grid")
@@ -486,7 +508,7 @@ def import_pairs(images: Path, masks: Path, out: Path, roi: Path | None = None,
                 write_image(out / "imagesTr" / f"{case}_{c:04d}{ending}", image[c:c + 1], meta)
         write_image(out / "labelsTr" / f"{case}{ending}", mask, meta)
         if roi is not None:
-            roi_arr, roi_meta = read_image(roi_index[key], dtype=None)
+            roi_arr, roi_meta = read_mask(roi_index[key])
             if roi_meta.spatial_shape != meta.spatial_shape:
                 raise InputError(roi_index[key], f"ROI shape {roi_meta.spatial_shape} differs from image shape "
                                  f"{meta.spatial_shape}", "the ROI must be on the image's grid")

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from medlearn.nets.segmentation import SEGMENTATION_NETWORKS, required_divisor
 from medlearn.plan import Plan
 
@@ -140,6 +142,8 @@ def plan_patch_size(median_shape: list[float], ndim: int, divisor_pools: int = 4
     """The median shape shrunk (keeping its aspect ratio) to the CPU voxel budget, rounded to 2^pools."""
     budget = CPU_PATCH_VOXELS[ndim]
     shape = [float(s) for s in median_shape]
+    if max(shape) / max(1.0, min(shape)) < 1.5:  # near-isotropic: a cube/square patch allows 90-degree rotations
+        shape = [float(np.mean(shape))] * ndim
     scale = min(1.0, (budget / math.prod(shape)) ** (1 / ndim))
     unit = 2 ** divisor_pools
     patch = []
