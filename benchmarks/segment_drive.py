@@ -52,7 +52,7 @@ def second_observer(test: Path) -> dict[str, float]:
     for case in ds.training:
         number = int(case.name.split("_")[-1])
         obs2 = read_mask(DATA / "drive" / "testing" / "2nd_manual" / f"{number:02d}_manual2.gif")[0][0]
-        probs.append((obs2 > 0).astype(np.float32))
+        probs.append((obs2 > 127).astype(np.float32))  # palette grey 3 / 253
         truths.append(read_image(case.label, dtype=None)[0][0])
         rois.append(read_image(case.roi, dtype=None)[0][0] > 0)
     out = pooled_binary_metrics(probs, truths, rois)

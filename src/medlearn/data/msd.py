@@ -424,18 +424,18 @@ def _index_folder(folder: Path, what: str) -> dict[str, Path]:
 
 
 def read_mask(path: Path) -> tuple[np.ndarray, ImageMeta]:
-    """Read a mask ``(1, *spatial)``; palette rasters (GIF/PNG mode P) give their palette indices.
+    """Read a mask as ``(1, *spatial)``; palette rasters (GIF, PNG mode P) as their grey intensity.
 
-    ``read_image`` converts palette images to RGB colours, which is right for photographs but wrong for
-    masks stored as palette indices (DRIVE's 2nd_manual: indices 0/1, colour 0 is not black).
+    ``read_image`` turns palette images into RGB colours; for a mask we want one value per pixel.
+    (DRIVE's 2nd_manual stores near-black/near-white palette colours, which binarise correctly.)
     """
     if image_suffix(path) in _RASTER_ENDINGS:
         from PIL import Image
 
         try:
             with Image.open(path) as im:
-                if im.mode == "P":
-                    data = np.asarray(im).T[None].copy()
+                if im.mode in ("P", "PA"):
+                    data = np.asarray(im.convert("L")).T[None].copy()
                     meta = ImageMeta(str(path), image_suffix(path).lstrip("."), tuple(data.shape[1:]), (1.0, 1.0),
                                      np.eye(4))
                     return data, meta
@@ -446,10 +446,12 @@ def read_mask(path: Path) -> tuple[np.ndarray, ImageMeta]:
 
 
 def _binarise_if_two_valued(mask: np.ndarray, path: Path) -> np.ndarray:
-    """0/255 (or 0/k) masks -> 0/1; masks that are already 0..K-1 are kept; anything else is an error."""
+    """Two-valued masks (0/255, 0/k) -> 0/1; masks that are already 0..K-1 are kept; anything else is an error."""
     values = np.unique(mask)
-    if len(values) <= 2 and values.min() == 0:
+    if len(values) == 1:
         return (mask > 0).astype(np.uint8)
+    if len(values) == 2:  # 0/255, 0/1, or palette near-black/near-white: the brighter value is foreground
+        return (mask == values.max()).astype(np.uint8)
     ints = values.astype(np.int64)
     if np.all(values == ints) and list(ints) == list(range(len(ints))):
         return mask.astype(np.uint8 if ints.max() < 256 else np.uint16)
