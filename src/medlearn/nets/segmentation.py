@@ -14,6 +14,7 @@ the planner derives from the patch size) and returns a module mapping ``(B, C_in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import nn
@@ -85,9 +86,10 @@ def segresnet(spatial_dims: int, in_channels: int, out_channels: int, channels: 
 
     depth = len(tuple(strides)) + 1
     blocks = (1, 2, 2, 4, 4, 4)[:depth]
+    init = int(tuple(channels)[0])
     return SegResNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-                     init_filters=int(tuple(channels)[0]), blocks_down=blocks, blocks_up=(1,) * (depth - 1),
-                     dropout_prob=dropout or None)
+                     init_filters=init, blocks_down=blocks, blocks_up=(1,) * (depth - 1),
+                     dropout_prob=dropout or None, norm=("GROUP", {"num_groups": math.gcd(8, init)}))
 
 
 @register_network("segnet")
