@@ -1,0 +1,151 @@
+"""Segmentation building blocks: plan rules, patch cropping, masked loss, predictor, metrics, LCC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medlearn.errors import InputError
+from medlearn.tasks.segment.augment import augment_batch
+from medlearn.tasks.segment.data import CachedCase, crop_patch
+from medlearn.tasks.segment.evaluate import case_metrics, keep_largest_component, pooled_binary_metrics
+from medlearn.tasks.segment.module import build_segmentation_net, masked_dice_ce
+from medlearn.tasks.segment.plan import SegmentationPlan, make_plan, plan_patch_size, plan_topology
+from medlearn.tasks.segment.predictor import SlidingWindowPredictor, export_onnx, onnx_session
+from medlearn.tasks.segment.preprocess import preprocess_case
+
+
+def _fingerprint(ndim=2, shape=(565, 584), name="R", channels=1):
+    return {"ndim": ndim, "num_channels": channels, "labels": {"background": 0, "vessel": 1},
+            "channel_names": {str(c): name for c in range(channels)}, "file_ending": ".png",
+            "intensity": {str(c): {"name": name, "mean": 10.0, "std": 5.0, "percentile_00_5": -100.0,
+                                   "percentile_99_5": 300.0} for c in range(channels)},
+            "median_shape": list(shape), "median_spacing": [1.0] * ndim, "has_roi": True}
+
+
+def test_plan_rules_2d_3d_and_ct():
+    plan = make_plan(_fingerprint(channels=3))
+    assert plan.train.patch_size == [128, 128] and plan.network.strides == [2, 2, 2, 2]
+    assert plan.in_channels == 3 and plan.preprocessing.normalization == ["zscore"] * 3
+    plan3 = make_plan(_fingerprint(ndim=3, shape=(160, 192, 224), name="CT"))
+    assert plan3.train.patch_size == [64, 64, 64] and plan3.preprocessing.normalization == ["ct"]
+    assert plan3.preprocessing.ct_stats[0] == [-100.0, 300.0, 10.0, 5.0]
+    assert plan_patch_size([20, 400], 2)[0] < plan_patch_size([20, 400], 2)[1]
+    assert plan_topology([32, 32], max_pools=4) == ([16, 32, 64], [2, 2])
+
+
+def test_plan_overrides_are_checked():
+    plan = make_plan(_fingerprint())
+    assert plan.apply_overrides({"train.batch_size": 3}).train.batch_size == 3
+    with pytest.raises(InputError, match="unknown plan field"):
+        plan.apply_overrides({"train.bach_size": 3})
+    with pytest.raises(InputError, match="multiples of 16"):
+        plan.apply_overrides({"train.patch_size": [100, 100]}).validate()
+    assert SegmentationPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_preprocess_zscore_inside_roi_and_zero_outside():
+    plan = make_plan(_fingerprint())
+    image = np.random.default_rng(0).normal(50, 10, (1, 20, 20)).astype(np.float32)
+    roi = np.zeros((20, 20), np.uint8)
+    roi[5:15, 5:15] = 1
+    pre = preprocess_case("x", image, (1.0, 1.0), plan, roi=roi)
+    inside = pre.image[0][roi > 0]
+    assert abs(inside.mean()) < 1e-4 and abs(inside.std() - 1) < 1e-3
+    assert np.all(pre.image[0][roi == 0] == 0)
+
+
+def test_preprocess_resamples_to_target_spacing():
+    plan = make_plan(_fingerprint(ndim=3, shape=(8, 8, 8)))
+    plan.preprocessing.target_spacing = [1.0, 1.0, 1.0]
+    pre = preprocess_case("x", np.ones((1, 8, 8, 4), np.float32), (1.0, 1.0, 2.0), plan,
+                          label=np.ones((8, 8, 4), np.uint8))
+    assert pre.image.shape == (1, 8, 8, 8) and pre.label.shape == (8, 8, 8) and pre.original_shape == (8, 8, 4)
+
+
+def test_crop_patch_pads_outside_the_image():
+    image = np.arange(100, dtype=np.float32).reshape(1, 10, 10)
+    case = CachedCase("c", image, (image[0] > 50).astype(np.uint8), None, {}, None)
+    img, lab, w = crop_patch(case, np.array([0, 0]), (8, 8))
+    assert img.shape == (1, 8, 8) and w[:4, :4].sum() == 0 and w[4:, 4:].all()
+    assert img[0, 4, 4] == image[0, 0, 0] and lab.dtype == np.int64
+
+
+def test_masked_loss_ignores_voxels_outside_the_roi():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8)
+    label = torch.randint(0, 2, (2, 8, 8))
+    weight = torch.zeros(2, 8, 8)
+    weight[:, 2:6, 2:6] = 1
+    changed = label.clone()
+    changed[:, 0, :] = 1 - changed[:, 0, :]
+    assert torch.isclose(masked_dice_ce(logits, label, weight), masked_dice_ce(logits, changed, weight))
+    assert not torch.isclose(masked_dice_ce(logits, label, torch.ones_like(weight)),
+                             masked_dice_ce(logits, changed, torch.ones_like(weight)))
+
+
+def test_augmentation_moves_label_with_image():
+    gen = torch.Generator().manual_seed(1)
+    label = torch.zeros(6, 16, 16, dtype=torch.long)
+    label[:, 2:6, 3:9] = 1
+    image = label[:, None].float() * 5
+    img, lab, w = augment_batch(image.clone(), label.clone(), torch.ones(6, 16, 16), "light", gen)
+    assert torch.equal(img[:, 0] > 2.5, lab == 1)
+    img, lab, w = augment_batch(image.clone(), label.clone(), torch.ones(6, 16, 16), "strong", gen)
+    assert img.shape == (6, 1, 16, 16) and lab.dtype == torch.long and set(lab.unique().tolist()) <= {0, 1}
+
+
+def _small_net_plan():
+    plan = make_plan(_fingerprint(shape=(32, 32)))
+    return plan.apply_overrides({"network.channels": [4, 8, 16], "network.strides": [2, 2],
+                                 "train.patch_size": [32, 32]})
+
+
+def test_whole_image_pass_matches_monai_sliding_window_and_onnx(tmp_path):
+    from monai.inferers import sliding_window_inference
+
+    torch.manual_seed(0)
+    plan = _small_net_plan()
+    net = build_segmentation_net(plan).eval()
+    image = np.random.default_rng(0).normal(size=(1, 40, 36)).astype(np.float32)
+    whole = SlidingWindowPredictor(net, [32, 32], plan.divisor).logits(image)
+    with torch.no_grad():  # one window covering the image = the whole-image pass
+        ref = sliding_window_inference(torch.from_numpy(image)[None], (40, 36), 1, net)[0]
+    assert torch.allclose(whole, ref, atol=1e-5)
+    session = onnx_session(export_onnx(net, tmp_path / "m.onnx", 1, 2, plan.divisor))
+    fast = SlidingWindowPredictor(None, [32, 32], plan.divisor, session=session).logits(image)
+    assert torch.allclose(whole, fast, atol=1e-4)
+    windowed = SlidingWindowPredictor(net, [16, 16], plan.divisor, whole_image_max_voxels=0)(image)
+    assert windowed.shape == (2, 40, 36) and np.allclose(windowed.sum(0), 1, atol=1e-5)
+    mirrored = SlidingWindowPredictor(net, [32, 32], plan.divisor, mirror=True)(image)
+    assert mirrored.shape == (2, 40, 36)
+
+
+def test_case_metrics_and_roi():
+    gt = np.zeros((10, 10), np.uint8)
+    gt[2:6, 2:6] = 1
+    pred = gt.copy()
+    pred[8, 8] = 1  # a false positive outside the ROI
+    roi = np.ones((10, 10), bool)
+    roi[7:, 7:] = False
+    m = case_metrics(pred, gt, 2, roi=roi, label_names=["bg", "fg"])["fg"]
+    assert m["dice"] == 1.0 and m["iou"] == 1.0 and m["hd95"] == 0.0
+    m = case_metrics(pred, gt, 2, label_names=["bg", "fg"])["fg"]
+    assert m["dice"] == pytest.approx(2 * 16 / 33) and m["hd95"] > 0
+
+
+def test_pooled_binary_metrics():
+    probs = [np.array([[0.9, 0.2], [0.8, 0.1]])]
+    truth = [np.array([[1, 0], [0, 0]])]
+    m = pooled_binary_metrics(probs, truth, [None])
+    assert m["auc"] == 1.0 and m["sensitivity"] == 1.0 and m["specificity"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3) and m["pixel_error"] == 0.25
+
+
+def test_keep_largest_component():
+    labels = np.zeros((10, 10), np.uint8)
+    labels[1:5, 1:5] = 1
+    labels[8, 8] = 1
+    out = keep_largest_component(labels, 2)
+    assert out[8, 8] == 0 and out[1:5, 1:5].all()
