@@ -1,0 +1,60 @@
+"""End-to-end segmentation training on tiny synthetic data (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medlearn.data.images import read_image
+from medlearn.errors import RunExistsError
+from medlearn.tasks.segment import Segmenter
+from medlearn.tasks.segment.inference import SegmentationModel
+from medlearn.tasks.segment.synthetic import make_synthetic_dataset
+
+TINY_2D = {"network.channels": [8, 16, 32], "network.strides": [2, 2], "train.patch_size": [32, 32],
+           "train.batch_size": 4, "train.steps_per_epoch": 25, "train.max_epochs": 4, "train.lr": 0.01,
+           "train.augmentation": "light", "train.max_time_minutes": 2.0}
+
+
+def test_overfits_a_square_and_predicts(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=3, size=32, roi=True)
+    seg = Segmenter(overrides=TINY_2D).fit(data, tmp_path / "run")
+    assert seg.plan_.train.patch_size == [32, 32] and seg.run_dir_ == tmp_path / "run"
+    for name in ("plan.json", "config.yaml", "versions.json", "splits.json", "model.pt", "model.onnx",
+                 "metrics.json", "report.html"):
+        assert (tmp_path / "run" / name).exists(), name
+    image, _ = read_image(data / "imagesTr" / "case_000_0000.png")
+    truth = read_image(data / "labelsTr" / "case_000.png", dtype=None)[0][0]
+    pred = seg.predict(image)
+    dice = 2 * np.sum((pred == 1) & (truth == 1)) / (np.sum(pred == 1) + np.sum(truth == 1))
+    assert dice > 0.9
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["validation"]["mean"]["square"]["dice"] > 0.8
+    assert "largest_component" in metrics["validation"]["postprocessing"]
+    with pytest.raises(RunExistsError):
+        Segmenter(overrides=TINY_2D).fit(data, tmp_path / "run")
+    # torch and ONNX Runtime paths agree on the trained model
+    torch_model = SegmentationModel.load(tmp_path / "run", engine="torch")
+    assert torch_model.session is None and seg.model_.session is not None
+    assert np.allclose(torch_model.predict_proba(image), seg.predict_proba(image), atol=1e-4)
+
+
+def test_3d_prediction_keeps_the_nifti_affine(tmp_path):
+    affine = np.array([[0, 0, 1.5, -20], [-1.2, 0, 0, 30], [0, 1.0, 0, 5], [0, 0, 0, 1]])
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=16, ndim=3, affine=affine, n_test=1)
+    overrides = {"network.channels": [4, 8], "network.strides": [2], "train.patch_size": [16, 16, 16],
+                 "train.batch_size": 2, "train.steps_per_epoch": 2, "train.max_epochs": 1,
+                 "train.val_fraction": 0.5}
+    Segmenter(overrides=overrides).fit(data, tmp_path / "run")
+    model = SegmentationModel.load(tmp_path / "run")
+    written = model.predict_files(data, tmp_path / "out", probabilities=True)
+    assert [p.name for p in written] == ["test_000.nii.gz", "test_000_probabilities.nii.gz"]
+    src = nib.load(data / "imagesTs" / "test_000_0000.nii.gz")
+    out = nib.load(written[0])
+    assert np.allclose(out.affine, src.affine) and out.shape == src.shape
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
+    probs = nib.load(written[1])
+    assert probs.shape == (*src.shape, 2) and np.allclose(probs.affine, src.affine)
