@@ -21,8 +21,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 from medlearn.nets.segmentation import SEGMENTATION_NETWORKS, required_divisor
 from medlearn.plan import Plan
 
@@ -139,22 +137,24 @@ def plan_topology(patch_size: list[int], max_pools: int, base: int = 16, max_fea
 
 
 def plan_patch_size(median_shape: list[float], ndim: int, divisor_pools: int = 4) -> list[int]:
-    """The median shape shrunk (keeping its aspect ratio) to the CPU voxel budget, rounded to 2^pools."""
+    """A patch within the CPU voxel budget: as cubic as the image allows, grown along long axes.
+
+    Starts from the largest cube (square) of side a multiple of ``2**divisor_pools`` that fits the
+    budget and the median shape; then lengthens the axes with the most room left while the budget
+    allows (a 20 x 400 image gets a 16 x 400-ish patch, a 565 x 584 fundus 128 x 128).
+    """
     budget = CPU_PATCH_VOXELS[ndim]
-    shape = [float(s) for s in median_shape]
-    if max(shape) / max(1.0, min(shape)) < 1.5:  # near-isotropic: a cube/square patch allows 90-degree rotations
-        shape = [float(np.mean(shape))] * ndim
-    scale = min(1.0, (budget / math.prod(shape)) ** (1 / ndim))
     unit = 2 ** divisor_pools
-    patch = []
-    for s in shape:
-        p = max(unit, int(s * scale) // unit * unit)
-        patch.append(p)
-    # a long thin image should not get a patch longer than the budget allows on its long axis
-    while math.prod(patch) > budget * 1.05:
-        i = patch.index(max(patch))
-        patch[i] -= unit
-    return patch
+    shape = [float(s) for s in median_shape]
+    side = max(unit, int(round(budget ** (1 / ndim))) // unit * unit)
+    patch = [max(unit, min(side, int(s) // unit * unit)) for s in shape]
+    limit = [max(unit, math.ceil(s / unit) * unit) for s in shape]
+    while True:
+        room = [(limit[i] - patch[i], i) for i in range(ndim) if patch[i] + unit <= limit[i]]
+        room = [(r, i) for r, i in room if math.prod(patch) // patch[i] * (patch[i] + unit) <= budget * 1.05]
+        if not room:
+            return patch
+        patch[max(room)[1]] += unit
 
 
 def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "unet") -> SegmentationPlan:
