@@ -8,6 +8,7 @@ progress bar.
 
 from __future__ import annotations
 
+import csv
 import logging
 import warnings
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from medlearn.engine.callbacks import AtomicModelCheckpoint
 from medlearn.engine.rundir import RunDirectory
@@ -68,7 +70,7 @@ def build_trainer(
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
-    logger = CSVLogger(save_dir=str(run_dir.path), name="logs", version="")
+    logger = ResumableCSVLogger(save_dir=str(run_dir.path), name="logs", version="")
     _quiet_lightning()
     return pl.Trainer(
         accelerator=acc,
@@ -90,6 +92,30 @@ def build_trainer(
         gradient_clip_val=gradient_clip_val,
         deterministic=False,
     )
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run must append to it."""
+
+    def _check_log_dir_exists(self) -> None:
+        return None
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        if self._fs.isfile(self.metrics_file_path):  # continue with the old header's columns
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` that keeps the rows of the interrupted run when training resumes."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from medlearn.nets import build_network
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 from medlearn.tasks.classify.plan import ClassificationPlan
+from medlearn.transforms.batch import augment_images
 
 
 def build_classifier_network(plan: ClassificationPlan) -> torch.nn.Module:
@@ -57,6 +58,14 @@ class ClassificationModule(pl.LightningModule):
         self.loss = TaskLoss(self.plan.task, weights, self.plan.train.label_smoothing)
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+        self._augment_gen = torch.Generator().manual_seed(self.plan.seed)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment whole training batches (vectorised; see ``medlearn.transforms.batch``)."""
+        if self.trainer is not None and self.trainer.training:
+            x, y = batch
+            return augment_images(x, self.plan.augment, self._augment_gen), y
+        return batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

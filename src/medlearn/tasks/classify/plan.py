@@ -49,6 +49,7 @@ class TrainSection:
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["cosine", "none"] = "cosine"
     label_smoothing: float = 0.0
+    ema_decay: float | None = None  # exponential moving average of weights (None: off)
     monitor: str = "val_auc"
     max_minutes: float | None = None
     devices: int | None = None
@@ -117,7 +118,8 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
         plan.model.network, plan.model.widths = "mlp", None
     elif dims == 2:
         plan.model.network = "resnet18"
-        plan.model.widths = [32, 64, 128, 256] if not gpu and side <= 64 else None
+        # CPU: quarter-width ResNet-18 up to 32 px (MedMNIST), half width up to 64 px.
+        plan.model.widths = None if gpu or side > 64 else [16, 32, 64, 128] if side <= 32 else [32, 64, 128, 256]
     else:
         plan.model.network = "resnet10"
         plan.model.widths = [32, 64, 128, 256] if not gpu else None
@@ -129,10 +131,14 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     raw = 64 * (64 * 64 / max(pixels, 1)) ** 0.5
     plan.train.batch_size = int(max(4, min(64, 2 ** round(_log2(raw)))))
     plan.train.batch_size = min(plan.train.batch_size, max(8, n_train // 4))
-    # Epochs: aim at a fixed number of optimisation steps (~4000), small sets get more epochs.
+    # Epochs: aim at ~1200 optimisation steps (a CPU budget of minutes), 10..100 epochs.
     steps_per_epoch = max(1, -(-n_train // plan.train.batch_size))
-    plan.train.max_epochs = int(min(150, max(10, round(4000 / steps_per_epoch))))
+    plan.train.max_epochs = int(min(100, max(10, round(1200 / steps_per_epoch))))
     plan.train.patience = max(10, plan.train.max_epochs // 4)
+    # Weight EMA (Polyak averaging) smooths the noisy late-training weights small val sets select from;
+    # its horizon (1 / (1 - decay)) is ~5% of all steps.
+    total_steps = steps_per_epoch * plan.train.max_epochs
+    plan.train.ema_decay = round(min(0.999, max(0.9, 1 - 1 / max(10, 0.05 * total_steps))), 4)
     # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
     plan.augment.level = "heavy" if n_train < 1000 else "medium"
     plan.augment.elastic = side >= 64

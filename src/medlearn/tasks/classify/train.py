@@ -34,7 +34,6 @@ from medlearn.tasks.classify.module import ClassificationModule
 from medlearn.tasks.classify.patient import PatientAggregator, fit_patient_aggregator, patient_bags
 from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
 from medlearn.tasks.classify.predict import embed_images
-from medlearn.transforms.augment import build_augmentation
 from medlearn.transforms.intensity import fit_normalization, normalize
 
 
@@ -121,17 +120,18 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     if options.init_from and not resuming:
         n = load_backbone_weights(module.net, options.init_from)
         echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
-    augment = build_augmentation(plan.augment, plan.spatial_dims, plan.input_size)
-    train_loader = make_loader(ImageArrayDataset(images[train_idx], data.labels[train_idx], augment),
+    train_loader = make_loader(ImageArrayDataset(images[train_idx], data.labels[train_idx]),
                                plan.train.batch_size, True, options.seed, sample_weights)
     val_loader = make_loader(ImageArrayDataset(images[val_idx], data.labels[val_idx]),
                              max(plan.train.batch_size, 128), False, options.seed)
     trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor, "min" if "loss" in plan.train.monitor else "max",
                             plan.train.patience, plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
-                            enable_progress_bar=options.progress)
+                            enable_progress_bar=options.progress, extra_callbacks=ema_callbacks(plan))
     started = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(run.last_checkpoint) if resuming else None)
     train_seconds = time.perf_counter() - started
+    if trainer.interrupted:  # never let an interrupted run look finished
+        raise KeyboardInterrupt
     best = best_checkpoint(trainer)
     if best:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
@@ -152,6 +152,15 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
                            "imbalance_strategy": plan.imbalance.strategy}
     write_json(run.metrics_file, metrics)  # last: marks the run finished
     return metrics
+
+
+def ema_callbacks(plan: ClassificationPlan) -> list:
+    """Lightning's EMA weight averaging when the plan asks for it (validation then uses EMA weights)."""
+    if not plan.train.ema_decay:
+        return []
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    return [EMAWeightAveraging(decay=plan.train.ema_decay)]
 
 
 def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,

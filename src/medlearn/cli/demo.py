@@ -1,0 +1,32 @@
+"""``medlearn demo``: train and evaluate on the bundled BreastMNIST and write the report."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from medlearn.cli.common import console
+
+
+def bundled_breastmnist() -> Path:
+    """Path of the BreastMNIST ``.npz`` shipped in the package (CC BY 4.0, see ATTRIBUTION.md)."""
+    return Path(str(resources.files("medlearn") / "resources" / "breastmnist.npz"))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="Run directory."),
+             force: bool = typer.Option(False, "--force", help="Overwrite a finished demo run."),
+             quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
+        """Train a classifier on bundled BreastMNIST (breast ultrasound), evaluate on its test split."""
+        from medlearn.cli.classify import _print_headline
+        from medlearn.tasks.classify.train import TrainOptions, train_classifier
+
+        data = bundled_breastmnist()
+        console.print(f"medlearn demo: BreastMNIST ({data.name}, CC BY 4.0, MedMNIST v2) -> {out}")
+        metrics = train_classifier(TrainOptions(str(data), str(out), force=force, progress=not quiet),
+                                   echo=console.print)
+        _print_headline(metrics)
+        console.print(f"report: {out / 'report.html'}")

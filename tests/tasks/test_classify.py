@@ -1,0 +1,185 @@
+"""End-to-end classification on tiny synthetic data (learnable in a few epochs on CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from tests.conftest import FAST
+
+from medlearn.cli.main import main
+from medlearn.tasks.classify.api import Classifier
+from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
+from medlearn.tasks.classify.patient import PatientAggregator
+
+
+def run_cli(args: list[str]) -> None:
+    try:
+        main(args)
+    except SystemExit as exc:  # typer exits 0 on success in some paths
+        assert exc.code in (0, None), f"exit {exc.code}"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from tests.conftest import make_images
+
+    root = tmp_path_factory.mktemp("clf")
+    arrays = {}
+    for k, (split, n) in enumerate((("train", 64), ("val", 24), ("test", 24))):
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = make_images(n, seed=k)
+    data = root / "tiny.npz"
+    np.savez(data, **arrays)
+    run_cli(["classify", "train", str(data), "-o", str(root / "run"), *FAST])
+    return data, root / "run"
+
+
+def test_train_writes_the_run_directory(trained: tuple[Path, Path]) -> None:
+    _, run = trained
+    for name in ("plan.json", "config.yaml", "model.pt", "metrics.json", "report.html", "versions.json",
+                 "splits.json", "logs/metrics.csv", "checkpoints/last.ckpt"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["auc"]["value"] > 0.9  # the bright corner is trivially learnable
+    lo, hi = metrics["test"]["auc"]["ci95"]
+    assert lo <= metrics["test"]["auc"]["value"] <= hi
+    assert {"sensitivity", "specificity", "fpr", "fnr", "balanced_accuracy", "ece"} <= set(metrics["test"])
+    assert metrics["training"]["imbalance_ratio"] == 1.0
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 4 and "Grad-CAM" in html
+    splits = json.loads((run / "splits.json").read_text())
+    assert len(splits["test"]) == 24 and len(splits["val"]) == 24
+
+
+def test_finished_run_is_not_overwritten(trained: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    data, run = trained
+    with pytest.raises(SystemExit) as exc:
+        main(["classify", "train", str(data), "-o", str(run), *FAST])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finished run" in err[0] and "--force" in err[0]
+
+
+def test_predict_evaluate_explain(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, run = trained
+    run_cli(["classify", "predict", str(run), str(data), "-o", str(tmp_path / "p.csv")])
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert len(table) == 112 and {"p_0", "p_1", "predicted"} <= set(table.columns)
+    np.testing.assert_allclose(table[["p_0", "p_1"]].sum(1), 1.0, atol=1e-5)
+    run_cli(["classify", "evaluate", str(run), str(data), "-o", str(tmp_path / "ev"), "--bootstrap", "20"])
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    saved = json.loads((run / "metrics.json").read_text())
+    assert ev["test"]["auc"]["value"] == pytest.approx(saved["test"]["auc"]["value"])
+    run_cli(["classify", "explain", str(run), str(data), "-o", str(tmp_path / "ex"), "--limit", "3"])
+    assert len(list((tmp_path / "ex").glob("*.png"))) == 3
+
+
+def test_api_predicts_like_the_cli(trained: tuple[Path, Path]) -> None:
+    data, run = trained
+    clf = Classifier.load(run)
+    x = np.load(data)["test_images"]
+    proba = clf.predict_proba(np.swapaxes(x, 1, 2)[:, None].astype(np.float32))
+    labels = np.load(data)["test_labels"]
+    assert ((proba.argmax(1) == labels).mean()) > 0.85
+    assert set(clf.predict(np.swapaxes(x, 1, 2)[:, None].astype(np.float32))) <= set(clf.classes_)
+
+
+def test_init_from_replaces_the_head(trained: tuple[Path, Path], tmp_path: Path, tiny_csv: Path) -> None:
+    _, run = trained
+    run_cli(["classify", "train", str(tiny_csv), "-o", str(tmp_path / "ft"), "--init-from", str(run),
+             *FAST, "--set", "train.max_epochs=1"])  # the later --set wins
+    source = torch.load(run / "model.pt", weights_only=False)["state_dict"]
+    # fine-tuning for one epoch from the source backbone: first conv starts equal, so stays close
+    tuned = torch.load(tmp_path / "ft" / "model.pt", weights_only=False)["state_dict"]
+    key = next(k for k in source if k.startswith("backbone.") and k.endswith("weight"))
+    assert torch.allclose(source[key], tuned[key], atol=0.2) and not torch.equal(source[key], tuned[key])
+
+
+def test_patient_level_with_gru(tiny_csv: Path, tmp_path: Path) -> None:
+    run_cli(["classify", "train", str(tiny_csv), "-o", str(tmp_path / "pat"), *FAST,
+             "--set", "patient.aggregation=gru", "--set", "patient.epochs=5"])
+    metrics = json.loads((tmp_path / "pat" / "metrics.json").read_text())
+    assert metrics["patient"]["aggregation"] == "gru" and "test" in metrics["patient"]
+    splits = json.loads((tmp_path / "pat" / "splits.json").read_text())
+    import pandas as pd
+
+    table = pd.read_csv(tiny_csv)
+    owner = {row.image: row.patient_id for row in table.itertuples()}
+    seen: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        for image in splits[split]:
+            pid = owner[str(Path(image).relative_to(tiny_csv.parent))]
+            assert seen.setdefault(pid, split) == split
+    run_cli(["classify", "predict", str(tmp_path / "pat"), str(tiny_csv), "-o", str(tmp_path / "pp.csv")])
+    assert (tmp_path / "pp_patients.csv").exists()
+
+
+class _Crash(Callback):
+    def on_train_epoch_start(self, trainer: object, module: object) -> None:
+        if trainer.current_epoch == 2:
+            raise RuntimeError("simulated power cut")
+
+
+def test_resume_continues_an_interrupted_run(tiny_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture) -> None:
+    import medlearn.tasks.classify.train as train_module
+
+    original = train_module.build_trainer
+    monkeypatch.setattr(train_module, "build_trainer",
+                        lambda *a, **k: original(*a, **{**k, "extra_callbacks": [_Crash()]}))
+    run = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="power cut"):
+        main(["classify", "train", str(tiny_npz), "-o", str(run), *FAST])
+    assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    with pytest.raises(SystemExit) as exc:  # an unfinished run is neither finished nor silently restarted
+        main(["classify", "train", str(tiny_npz), "-o", str(run), *FAST])
+    assert exc.value.code == 2 and "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(train_module, "build_trainer", original)
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(run), "--resume", *FAST])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["training"]["epochs_run"] == 4
+    epochs = pd.read_csv(run / "logs" / "metrics.csv")["epoch"].dropna().astype(int)
+    assert sorted(set(epochs)) == [0, 1, 2, 3]  # rows of the first attempt kept, epochs 2-3 added
+
+
+def test_pretrain_then_finetune(tiny_npz: Path, tmp_path: Path) -> None:
+    run_cli(["classify", "pretrain", str(tiny_npz), "-o", str(tmp_path / "ssl"), "--epochs", "1",
+             "--set", "model.network=smallcnn", "--set", "model.widths=[8,16]", "--set", "train.batch_size=16"])
+    assert json.loads((tmp_path / "ssl" / "metrics.json").read_text())["method"] == "simclr"
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "ft"), "--init-from", str(tmp_path / "ssl"),
+             *FAST])
+    assert (tmp_path / "ft" / "metrics.json").exists()
+
+
+def test_ordinal_probabilities_and_loss() -> None:
+    logits = torch.tensor([[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
+    proba = logits_to_proba(logits, "ordinal")
+    assert proba.shape == (3, 3)
+    np.testing.assert_allclose(proba.sum(1).numpy(), 1.0, atol=1e-6)
+    assert proba.argmax(1).tolist() == [2, 0, 1]
+    loss = TaskLoss("ordinal")
+    assert loss(logits, torch.tensor([2, 0, 1])) < loss(logits, torch.tensor([0, 2, 0]))
+
+
+def test_multilabel_loss_ignores_missing() -> None:
+    loss = TaskLoss("multilabel")
+    logits = torch.tensor([[10.0, -10.0]])
+    assert loss(logits, torch.tensor([[1.0, float("nan")]])) < 1e-3
+
+
+@pytest.mark.parametrize("mode", ["mean", "max", "gru"])
+def test_patient_aggregator_masks_padding(mode: str) -> None:
+    torch.manual_seed(0)
+    agg = PatientAggregator(4, 2, mode)
+    bag = torch.randn(1, 3, 4)
+    padded = torch.cat([bag, torch.full((1, 2, 4), 99.0)], dim=1)
+    a = agg(bag, torch.tensor([3]))
+    b = agg(padded, torch.tensor([3]))
+    torch.testing.assert_close(a, b)
