@@ -87,13 +87,17 @@ def test_masked_loss_ignores_voxels_outside_the_roi():
 
 def test_augmentation_moves_label_with_image():
     gen = torch.Generator().manual_seed(1)
-    label = torch.zeros(6, 16, 16, dtype=torch.long)
-    label[:, 2:6, 3:9] = 1
-    image = label[:, None].float() * 5
-    img, lab, w = augment_batch(image.clone(), label.clone(), torch.ones(6, 16, 16), "light", gen)
-    assert torch.equal(img[:, 0] > 2.5, lab == 1)
-    img, lab, w = augment_batch(image.clone(), label.clone(), torch.ones(6, 16, 16), "strong", gen)
-    assert img.shape == (6, 1, 16, 16) and lab.dtype == torch.long and set(lab.unique().tolist()) <= {0, 1}
+    label = torch.zeros(8, 16, 16, dtype=torch.long)
+    for i in range(8):  # a different rectangle per sample: a mix-up between samples would show
+        label[i, i:i + 4, 2 * (i % 3):2 * (i % 3) + 7] = 1
+    image = torch.stack([label.float() * 5, label.float() * -3], 1)  # two distinguishable channels
+    weight = torch.ones(8, 16, 16)
+    for _ in range(4):
+        img, lab, w = augment_batch(image.clone(), label.clone(), weight.clone(), "light", gen)
+        assert torch.equal(img[:, 0] > 2.5, lab == 1) and torch.equal(img[:, 1] < -1.5, lab == 1)
+        assert torch.equal(lab.sum((1, 2)), label.sum((1, 2)))
+    img, lab, w = augment_batch(image.clone(), label.clone(), weight.clone(), "strong", gen)
+    assert img.shape == (8, 2, 16, 16) and lab.dtype == torch.long and set(lab.unique().tolist()) <= {0, 1}
 
 
 def _small_net_plan():

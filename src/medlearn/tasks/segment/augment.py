@@ -26,9 +26,10 @@ def _flip_rot(image: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, ge
     for axis in range(ndim):
         flip = torch.rand(label.shape[0], generator=gen) < 0.5
         if flip.any():
-            image[flip] = image[flip].flip(axis + 1)
-            label[flip] = label[flip].flip(axis)
-            weight[flip] = weight[flip].flip(axis)
+            # image[flip] is (n, C, *S), label[flip]/weight[flip] are (n, *S)
+            image[flip] = image[flip].flip(axis + 2)
+            label[flip] = label[flip].flip(axis + 1)
+            weight[flip] = weight[flip].flip(axis + 1)
     if label.shape[1] == label.shape[2]:  # 90-degree rotations in the first plane need a square patch
         k = int(torch.randint(0, 4, (1,), generator=gen))
         if k:
