@@ -158,6 +158,18 @@ def test_pretrain_then_finetune(tiny_npz: Path, tmp_path: Path) -> None:
     assert (tmp_path / "ft" / "metrics.json").exists()
 
 
+def test_ensemble_of_two_members(tiny_npz: Path, tmp_path: Path) -> None:
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "ens"), *FAST, "--set", "train.ensemble=2",
+             "--set", "train.max_epochs=2"])
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert metrics["training"]["ensemble"] == 2 and len(metrics["training"]["epochs_per_member"]) == 2
+    clf = Classifier.load(tmp_path / "ens")
+    assert len(clf.net_.members) == 2
+    members = [m for m in clf.net_.members]
+    assert not torch.equal(next(members[0].parameters()), next(members[1].parameters()))  # different seeds
+    assert (tmp_path / "ens" / "logs" / "member1" / "metrics.csv").exists()
+
+
 def test_ordinal_probabilities_and_loss() -> None:
     logits = torch.tensor([[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
     proba = logits_to_proba(logits, "ordinal")

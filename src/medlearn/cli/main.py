@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        app(args=argv, prog_name="medlearn", standalone_mode=False)
+        code = app(args=argv, prog_name="medlearn", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(code) is returned, not raised, without standalone mode
+            sys.exit(code)
     except InputError as exc:
         if debug:
             raise

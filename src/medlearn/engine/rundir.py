@@ -94,7 +94,7 @@ class RunDirectory:
                                      "pass --force to overwrite it or choose another -o")
             elif resume:
                 self.logs_dir.mkdir(parents=True, exist_ok=True)
-                return self.last_checkpoint.exists()
+                return self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
             else:
                 raise RunExistsError(self.path, "an unfinished run is here",
                                      "pass --resume to continue it or --force to start over")

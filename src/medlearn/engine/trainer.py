@@ -54,15 +54,19 @@ def build_trainer(
     extra_callbacks: Sequence[Callback] = (),
     precision: str | None = None,
     gradient_clip_val: float | None = None,
+    checkpoint_dir: Path | None = None,
+    log_version: str = "",
 ) -> pl.Trainer:
     """A configured Trainer writing into ``run_dir``.
 
     ``monitor``/``mode``: the validation metric for early stopping and the best checkpoint.
     ``patience=None`` disables early stopping. ``max_time_minutes`` caps training wall time.
+    ``checkpoint_dir``/``log_version`` separate several models trained in one run (ensemble members).
     """
     acc, n_devices, strategy = resolve_devices(devices, accelerator)
-    run_dir.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    best = AtomicModelCheckpoint(dirpath=run_dir.checkpoints_dir, filename=Path(BEST_CHECKPOINT).stem,
+    checkpoint_dir = Path(checkpoint_dir or run_dir.checkpoints_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    best = AtomicModelCheckpoint(dirpath=checkpoint_dir, filename=Path(BEST_CHECKPOINT).stem,
                                  monitor=monitor, mode=mode, save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     callbacks: list[Callback] = [best, *extra_callbacks]
@@ -70,7 +74,7 @@ def build_trainer(
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
-    logger = ResumableCSVLogger(save_dir=str(run_dir.path), name="logs", version="")
+    logger = ResumableCSVLogger(save_dir=str(run_dir.path), name="logs", version=log_version)
     _quiet_lightning()
     return pl.Trainer(
         accelerator=acc,

@@ -38,6 +38,24 @@ class EmbeddingClassifier(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_outputs)
 
 
+class EnsembleClassifier(nn.Module):
+    """Average of the logits of ``members`` (deep ensemble, Lakshminarayanan et al. 2017).
+
+    ``embed`` concatenates the members' embeddings ``(N, sum F_k)``.
+    """
+
+    def __init__(self, members: Sequence[EmbeddingClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.embed_dim = sum(m.embed_dim for m in members)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.embed(x) for m in self.members], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
 def _conv(spatial_dims: int) -> type[nn.Module]:
     return nn.Conv2d if spatial_dims == 2 else nn.Conv3d
 

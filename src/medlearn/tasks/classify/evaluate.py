@@ -82,8 +82,9 @@ def write_report(path: Path, run: RunDirectory, plan: ClassificationPlan, net: t
     report.add_table(per_class_rows(metrics[headline]), caption=f"Per class ({headline})")
     report.add_paragraph(f"Class imbalance ratio (train, majority/minority): {plan.imbalance.ratio} -> "
                          f"strategy '{plan.imbalance.strategy}'.")
-    log_csv = run.logs_dir / "metrics.csv"
-    if log_csv.exists():
+    log_csv = next((p for p in (run.logs_dir / "metrics.csv", run.logs_dir / "member0" / "metrics.csv") if p.exists()),
+                   None)
+    if log_csv is not None:
         report.add_heading("Training")
         report.add_figure(plot_training_curves(log_csv), "training_curves", "Loss and validation metrics per epoch")
     rows = splits == headline

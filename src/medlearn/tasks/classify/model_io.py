@@ -56,6 +56,8 @@ def load_backbone_weights(net: torch.nn.Module, source_run: str | Path) -> int:
         raise InputError(path, "no model.pt to initialise from", "pass a finished run directory to --init-from")
     payload = torch.load(model_file, map_location="cpu", weights_only=False)
     source = payload.get("state_dict", {}) if isinstance(payload, dict) else {}
+    if any(k.startswith("members.0.") for k in source):  # an ensemble: start from its first member
+        source = {k[len("members.0."):]: v for k, v in source.items() if k.startswith("members.0.")}
     own = net.state_dict()
     copied = {k: v for k, v in source.items() if k.startswith("backbone.") and k in own and own[k].shape == v.shape}
     backbone_keys = [k for k in own if k.startswith("backbone.")]

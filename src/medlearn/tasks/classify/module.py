@@ -10,12 +10,16 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from medlearn.nets import build_network
+from medlearn.nets.classification import EnsembleClassifier
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 from medlearn.tasks.classify.plan import ClassificationPlan
 from medlearn.transforms.batch import augment_images
 
 
-def build_classifier_network(plan: ClassificationPlan) -> torch.nn.Module:
+def build_classifier_network(plan: ClassificationPlan, single: bool = False) -> torch.nn.Module:
+    """The plan's network; an ``EnsembleClassifier`` of ``plan.train.ensemble`` copies unless ``single``."""
+    if plan.train.ensemble > 1 and not single:
+        return EnsembleClassifier([build_classifier_network(plan, single=True) for _ in range(plan.train.ensemble)])
     kwargs: dict[str, Any] = dict(spatial_dims=plan.spatial_dims, in_channels=plan.in_channels,
                                   num_outputs=plan.num_outputs, input_size=plan.input_size,
                                   dropout=plan.model.dropout, init=plan.model.init)
@@ -53,7 +57,7 @@ class ClassificationModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.plan = ClassificationPlan.from_dict(plan)
-        self.net = build_classifier_network(self.plan)
+        self.net = build_classifier_network(self.plan, single=True)  # one (ensemble) member
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = TaskLoss(self.plan.task, weights, self.plan.train.label_smoothing)
         self._val_logits: list[torch.Tensor] = []

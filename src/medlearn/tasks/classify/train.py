@@ -21,7 +21,8 @@ from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.engine.trainer import best_checkpoint, build_trainer
 from medlearn.errors import InputError
-from medlearn.io import write_json
+from medlearn.io import atomic_path, write_json
+from medlearn.nets.classification import EnsembleClassifier
 from medlearn.plan import parse_overrides
 from medlearn.tasks.classify.dataset import (
     ImageArrayDataset,
@@ -30,7 +31,7 @@ from medlearn.tasks.classify.dataset import (
     oversampling_weights,
 )
 from medlearn.tasks.classify.model_io import load_backbone_weights, save_classifier
-from medlearn.tasks.classify.module import ClassificationModule
+from medlearn.tasks.classify.module import ClassificationModule, build_classifier_network
 from medlearn.tasks.classify.patient import PatientAggregator, fit_patient_aggregator, patient_bags
 from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
 from medlearn.tasks.classify.predict import embed_images
@@ -116,42 +117,79 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         weights = class_weights(data.labels[train_idx], len(plan.label_names)).tolist()
     elif plan.imbalance.strategy == "oversample":
         sample_weights = oversampling_weights(data.labels[train_idx])
-    module = ClassificationModule(plan.to_dict(), weights)
-    if options.init_from and not resuming:
-        n = load_backbone_weights(module.net, options.init_from)
-        echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
     train_loader = make_loader(ImageArrayDataset(images[train_idx], data.labels[train_idx]),
                                plan.train.batch_size, True, options.seed, sample_weights)
     val_loader = make_loader(ImageArrayDataset(images[val_idx], data.labels[val_idx]),
                              max(plan.train.batch_size, 128), False, options.seed)
-    trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor, "min" if "loss" in plan.train.monitor else "max",
-                            plan.train.patience, plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
-                            enable_progress_bar=options.progress, extra_callbacks=ema_callbacks(plan))
     started = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(run.last_checkpoint) if resuming else None)
+    members, epochs_run, best_epochs = [], [], []
+    for k in range(plan.train.ensemble):
+        member, epochs, best_epoch = train_member(run, plan, k, weights, train_loader, val_loader, options, resuming,
+                                                  echo)
+        members.append(member)
+        epochs_run.append(epochs)
+        best_epochs.append(best_epoch)
     train_seconds = time.perf_counter() - started
-    if trainer.interrupted:  # never let an interrupted run look finished
-        raise KeyboardInterrupt
-    best = best_checkpoint(trainer)
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-    net = module.net.eval()
+    net = members[0] if len(members) == 1 else EnsembleClassifier(members)
+    net = net.eval()
     aggregator = None
     if plan.patient.aggregation != "none" and data.patient_ids is not None:
         aggregator = train_patient_model(net, plan, data, images, splits)
-    extra = {"best_epoch": _best_epoch(best), "train_seconds": train_seconds,
+    extra = {"best_epochs": best_epochs, "train_seconds": train_seconds,
              "patient_aggregator": aggregator.state_dict() if aggregator is not None else None}
     save_classifier(run.model_file, plan, net, extra)
 
     from medlearn.tasks.classify.evaluate import evaluate_splits  # heavy plotting imports only here
 
     metrics = evaluate_splits(run, plan, net, data, images, splits, n_boot=options.n_boot, aggregator=aggregator)
-    metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": int(trainer.current_epoch),
-                           "best_checkpoint": best, "imbalance_ratio": plan.imbalance.ratio,
+    metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": sum(epochs_run),
+                           "epochs_per_member": epochs_run, "best_epochs": best_epochs, "ensemble": len(members),
+                           "imbalance_ratio": plan.imbalance.ratio,
                            "imbalance_strategy": plan.imbalance.strategy}
     write_json(run.metrics_file, metrics)  # last: marks the run finished
     return metrics
+
+
+def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: list[float] | None,
+                 train_loader: Any, val_loader: Any, options: TrainOptions, resuming: bool, echo: Any
+                 ) -> tuple[torch.nn.Module, int, int | None]:
+    """Train ensemble member ``k`` (seed ``seed + k``) or reload it if an earlier attempt finished it.
+
+    Returns (network with the best-validation weights, epochs run, best epoch).
+    """
+    several = plan.train.ensemble > 1
+    member_dir = run.checkpoints_dir / f"member{k}" if several else run.checkpoints_dir
+    done = member_dir / "member.pt"
+    if done.exists():  # finished before an interruption: reuse, don't retrain
+        saved = torch.load(done, map_location="cpu", weights_only=False)
+        net = build_classifier_network(plan, single=True)
+        net.load_state_dict(saved["state_dict"])
+        return net, saved["epochs"], saved["best_epoch"]
+    seed_everything(options.seed + k)
+    plan_k = ClassificationPlan.from_dict({**plan.to_dict(), "seed": options.seed + k})
+    module = ClassificationModule(plan_k.to_dict(), weights)
+    if options.init_from and not resuming:
+        n = load_backbone_weights(module.net, options.init_from)
+        echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
+    if several:
+        echo(f"Ensemble member {k + 1}/{plan.train.ensemble} (seed {options.seed + k})")
+    trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor,
+                            "min" if "loss" in plan.train.monitor else "max", plan.train.patience, plan.train.devices,
+                            plan.train.accelerator, plan.train.max_minutes, enable_progress_bar=options.progress,
+                            extra_callbacks=ema_callbacks(plan), checkpoint_dir=member_dir,
+                            log_version=f"member{k}" if several else "")
+    last = member_dir / "last.ckpt"
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
+    if trainer.interrupted:  # never let an interrupted run look finished
+        raise KeyboardInterrupt
+    best = best_checkpoint(trainer)
+    if best:
+        module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+    net = module.net.eval()
+    with atomic_path(done) as tmp:
+        torch.save({"state_dict": net.state_dict(), "epochs": int(trainer.current_epoch),
+                    "best_epoch": _best_epoch(best)}, tmp)
+    return net, int(trainer.current_epoch), _best_epoch(best)
 
 
 def ema_callbacks(plan: ClassificationPlan) -> list:

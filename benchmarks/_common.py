@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts: data root, CPU settings, result files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: spin-waiting collapses contended throughput
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def data_root() -> Path:
+    root = Path(os.environ.get("MEDLEARN_DATA", REPO.parent / "shared" / "data"))
+    if not root.is_dir():
+        raise SystemExit(f"real data not found at {root}: set MEDLEARN_DATA")
+    return root
+
+
+def load_average() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average_1min_at_end": load_average()}
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
+    """``results/<name>.json`` and ``results/<name>.md`` (the README table is built from the .md files)."""
+    from medlearn.io import write_json, write_text
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS / f"{name}.json", payload)
+    write_text(RESULTS / f"{name}.md", markdown.rstrip() + "\n")
