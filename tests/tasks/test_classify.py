@@ -195,3 +195,53 @@ def test_patient_aggregator_masks_padding(mode: str) -> None:
     a = agg(bag, torch.tensor([3]))
     b = agg(padded, torch.tensor([3]))
     torch.testing.assert_close(a, b)
+
+
+def _volume_table(folder: Path, n: int = 24) -> Path:
+    import nibabel as nib
+
+    from tests.conftest import make_images
+
+    x, y = make_images(n, size=8, seed=5)
+    rows = ["image,label"]
+    for i in range(n):
+        vol = np.repeat(x[i][:, :, None], 8, axis=2).astype(np.float32)
+        nib.save(nib.Nifti1Image(vol, np.diag([1.5, 1.5, 3.0, 1.0])), str(folder / f"v{i}.nii.gz"))
+        rows.append(f"v{i}.nii.gz,{y[i]}")
+    (folder / "vols.csv").write_text("\n".join(rows) + "\n")
+    return folder / "vols.csv"
+
+
+def test_3d_volumes_train_and_predict(tmp_path: Path) -> None:
+    table = _volume_table(tmp_path)
+    run_cli(["classify", "train", str(table), "-o", str(tmp_path / "r3d"), *FAST, "--set", "train.max_epochs=2"])
+    plan = json.loads((tmp_path / "r3d" / "plan.json").read_text())
+    assert plan["spatial_dims"] == 3 and plan["input_size"] == [8, 8, 8]
+    run_cli(["classify", "predict", str(tmp_path / "r3d"), str(tmp_path / "v0.nii.gz"), "-o", str(tmp_path / "p.csv")])
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+    run_cli(["classify", "explain", str(tmp_path / "r3d"), str(tmp_path / "v1.nii.gz"), "-o", str(tmp_path / "ex")])
+    assert len(list((tmp_path / "ex").glob("*.png"))) == 1
+
+
+def test_multilabel_and_ordinal_tasks(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.conftest import make_images
+
+    x, y = make_images(32, seed=7)
+    rows_ml, rows_ord = ["image,corner_a,corner_b"], ["image,grade"]
+    for i in range(len(x)):
+        Image.fromarray(x[i]).save(tmp_path / f"i{i}.png")
+        rows_ml.append(f"i{i}.png,{y[i]},{'' if i % 5 == 0 else 1 - y[i]}")
+        rows_ord.append(f"i{i}.png,{['low', 'mid', 'high'][i % 3]}")
+    (tmp_path / "ml.csv").write_text("\n".join(rows_ml) + "\n")
+    (tmp_path / "ord.csv").write_text("\n".join(rows_ord) + "\n")
+    run_cli(["classify", "train", str(tmp_path / "ml.csv"), "-o", str(tmp_path / "ml"), *FAST,
+             "--set", "train.max_epochs=2"])
+    ml = json.loads((tmp_path / "ml" / "metrics.json").read_text())
+    assert ml["task"] == "multilabel" and ml["label_names"] == ["corner_a", "corner_b"]
+    run_cli(["classify", "train", str(tmp_path / "ord.csv"), "-o", str(tmp_path / "ord"), *FAST, "--task", "ordinal",
+             "--classes", "low,mid,high", "--set", "train.max_epochs=2"])
+    ordinal = json.loads((tmp_path / "ord" / "metrics.json").read_text())
+    assert ordinal["task"] == "ordinal" and "qwk" in ordinal["test"] and "mae" in ordinal["test"]
+    assert json.loads((tmp_path / "ord" / "plan.json").read_text())["label_names"] == ["low", "mid", "high"]
