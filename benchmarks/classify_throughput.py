@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 import torch
-from _common import data_root, environment, write_results
 from lightning.pytorch.callbacks import Callback
+
+from _common import data_root, environment, write_results
 
 
 class StepTimer(Callback):
@@ -42,8 +43,8 @@ class StepTimer(Callback):
 
 def load_data():  # noqa: ANN201
     from medlearn.data.classification import load_classification_data
-    from medlearn.tasks.classify.plan import plan_classification
     from medlearn.data.fingerprint import fingerprint_classification
+    from medlearn.tasks.classify.plan import plan_classification
     from medlearn.transforms.intensity import fit_normalization, normalize
 
     data = load_classification_data(data_root() / "medmnist_breast" / "breastmnist.npz")
@@ -122,13 +123,15 @@ def main() -> None:
     ratio = med["medlearn"] / med["plain"]
     ratio_defaults = med["medlearn_defaults"] / med["plain"]
     payload = {"its": results, "median_its": med, "ratio": ratio, "ratio_with_augmentation_and_ema": ratio_defaults,
-               "target_ratio": 1.0, "network": f"resnet18 widths {plan.model.widths}", "batch_size": plan.train.batch_size,
+               "target_ratio": 1.0, "network": f"resnet18 widths {plan.model.widths}",
+               "batch_size": plan.train.batch_size,
                "steps_per_round": args.steps, "rounds": args.rounds, "environment": environment()}
     md = ("### Classification training throughput (BreastMNIST, side by side, same network and data)\n\n"
           "| pipeline | median it/s | ratio vs plain loop | target |\n|---|---|---|---|\n"
           f"| plain MONAI/PyTorch loop | {med['plain']:.2f} | 1.00 | |\n"
           f"| medlearn (Lightning engine, same work) | {med['medlearn']:.2f} | {ratio:.2f} | >= 1.0 |\n"
-          f"| medlearn defaults (+ batch augmentation + EMA) | {med['medlearn_defaults']:.2f} | {ratio_defaults:.2f} | |\n\n"
+          f"| medlearn defaults (+ batch augmentation + EMA) | {med['medlearn_defaults']:.2f} | "
+          f"{ratio_defaults:.2f} | |\n\n"
           f"{args.rounds} alternating rounds of {args.steps} steps (batch {plan.train.batch_size}, "
           f"ResNet-18 widths {plan.model.widths}); other jobs may have shared the 2 cores.")
     write_results("classify_throughput", payload, md)

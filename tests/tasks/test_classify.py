@@ -199,7 +199,6 @@ def test_patient_aggregator_masks_padding(mode: str) -> None:
 
 def _volume_table(folder: Path, n: int = 24) -> Path:
     import nibabel as nib
-
     from tests.conftest import make_images
 
     x, y = make_images(n, size=8, seed=5)
@@ -225,7 +224,6 @@ def test_3d_volumes_train_and_predict(tmp_path: Path) -> None:
 
 def test_multilabel_and_ordinal_tasks(tmp_path: Path) -> None:
     from PIL import Image
-
     from tests.conftest import make_images
 
     x, y = make_images(32, seed=7)

@@ -66,7 +66,9 @@ class ClassificationData:
 
     def subset(self, index: np.ndarray) -> ClassificationData:
         """The rows at ``index`` (a boolean mask or integer indices)."""
-        pick = (lambda a: None if a is None else a[index])
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
         ids = [self.ids[i] for i in np.arange(len(self))[index]]
         return ClassificationData(self.images[index], self.labels[index], self.label_names, self.task, ids,
                                   self.source, pick(self.patient_ids), pick(self.splits), self.spacing,
@@ -97,7 +99,8 @@ def load_classification_data(path: str | Path, *, label_columns: Sequence[str] |
     elif path.is_dir():
         data = load_class_folders(path, task=task, classes=classes, resize=resize)
     else:
-        raise InputError(path, "unsupported dataset layout", "give a .npz, a .csv or a folder with one subfolder per class")
+        raise InputError(path, "unsupported dataset layout",
+                         "give a .npz, a .csv or a folder with one subfolder per class")
     return data
 
 
@@ -118,7 +121,8 @@ def load_medmnist_npz(path: str | Path, task: Task | None = None,
         raise InputError(path, f"cannot read .npz ({type(exc).__name__}: {exc})", "the file may be truncated") from exc
     present = [s for s in SPLITS if f"{s}_images" in keys and f"{s}_labels" in keys]
     if "train" not in present:
-        raise InputError(path, f"missing keys: expected train_images/train_labels (and val_, test_), found {sorted(keys)}",
+        raise InputError(path, "missing keys: expected train_images/train_labels (and val_, test_), "
+                         f"found {sorted(keys)}",
                          "save the arrays with these MedMNIST names")
     images, labels, splits, ids = [], [], [], []
     for split in present:

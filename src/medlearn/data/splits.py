@@ -41,7 +41,8 @@ def assign_splits(labels: np.ndarray, groups: np.ndarray | None = None, fixed: n
         splits[free] = "train"
     if not (splits == "val").any() and val_fraction > 0:
         pool = np.flatnonzero(splits == "train")
-        share = val_fraction / max(1e-9, 1 - (test_fraction if not (fixed is not None and (fixed == "test").any()) else 0))
+        test_made_here = not (fixed is not None and (fixed == "test").any())
+        share = val_fraction / max(1e-9, 1 - (test_fraction if test_made_here else 0))
         val = _holdout(pool, strat[pool], None if groups is None else groups[pool], min(share, 0.5), seed + 1)
         splits[pool[val]] = "val"
     return splits.astype(str)

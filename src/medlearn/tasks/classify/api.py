@@ -28,8 +28,9 @@ from medlearn.transforms.intensity import normalize
 class Classifier:
     """Image classifier. ``__init__`` only stores options; ``fit`` does the work."""
 
-    def __init__(self, overrides: Sequence[str] | None = None, seed: int = 0, label_columns: Sequence[str] | None = None,
-                 task: str | None = None, init_from: str | None = None, progress: bool = False,
+    def __init__(self, overrides: Sequence[str] | None = None, seed: int = 0,
+                 label_columns: Sequence[str] | None = None, task: str | None = None,
+                 init_from: str | None = None, progress: bool = False,
                  n_boot: int = 1000) -> None:
         self.overrides = overrides
         self.seed = seed

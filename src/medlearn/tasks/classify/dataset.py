@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.transforms import Transform
-from monai.utils import set_determinism  # noqa: F401  (re-exported for callers seeding MONAI)
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 
 class ImageArrayDataset(Dataset):
-    """Items ``(image (C, *spatial) float32 tensor, label)``; ``augment`` runs per item when given."""
+    """Items ``(image (C, *spatial) float32 tensor, label)``. Augmentation happens per batch in the
+    module (``medlearn.transforms.batch``), not here."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: Transform | None = None) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
         self.labels = torch.from_numpy(np.asarray(labels))
-        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[index]
-        if self.augment is not None:
-            image = torch.as_tensor(self.augment(image), dtype=torch.float32)
-            if hasattr(image, "as_tensor"):
-                image = image.as_tensor()
-        return image, self.labels[index]
+        return self.images[index], self.labels[index]
 
 
 def oversampling_weights(labels: np.ndarray) -> np.ndarray:

@@ -117,7 +117,7 @@ def _add_examples(report: Report, plan: ClassificationPlan, net: torch.nn.Module
     heat = grad_cam(net, x)
     shown = [to_display(data.images[i]) for i in index[pick]]
     titles = []
-    for j, i in enumerate(pick):
+    for i in pick:
         truth = data.labels[index[i]]
         truth_name = plan.label_names[int(truth)] if np.ndim(truth) == 0 else "multi"
         titles.append(f"true {truth_name} / pred {plan.label_names[int(pred[i])]} ({proba[i].max():.2f})")

@@ -27,11 +27,11 @@ from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.engine.trainer import build_trainer
 from medlearn.io import write_json
 from medlearn.plan import parse_overrides
-from medlearn.tasks.classify.dataset import make_loader
+from medlearn.tasks.classify.dataset import ImageArrayDataset
 from medlearn.tasks.classify.model_io import save_classifier
 from medlearn.tasks.classify.module import build_classifier_network
 from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
-from medlearn.transforms.augment import build_augmentation
+from medlearn.transforms.batch import augment_images
 from medlearn.transforms.intensity import fit_normalization, normalize
 
 
@@ -46,22 +46,6 @@ class PretrainOptions:
     temperature: float = 0.5
 
 
-class TwoViewDataset(torch.utils.data.Dataset):
-    """Items ``(view1, view2)``: two independent augmentations of one image ``(C, *spatial)``."""
-
-    def __init__(self, images: np.ndarray, augment: Any) -> None:
-        self.images = torch.from_numpy(images)
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[index]
-        return (torch.as_tensor(self.augment(x)).as_subclass(torch.Tensor),
-                torch.as_tensor(self.augment(x)).as_subclass(torch.Tensor))
-
-
 class SimCLRModule(pl.LightningModule):
     """Backbone + 2-layer projection head trained with NT-Xent."""
 
@@ -72,9 +56,12 @@ class SimCLRModule(pl.LightningModule):
         dim = self.net.embed_dim
         self.projector = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 128))
         self.loss = ContrastiveLoss(temperature=temperature)
+        self.views = ClassificationPlan.from_dict(plan).augment
+        self._gen = torch.Generator().manual_seed(ClassificationPlan.from_dict(plan).seed)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        a, b = batch
+        x, _ = batch
+        a, b = augment_images(x, self.views, self._gen), augment_images(x, self.views, self._gen)
         za = self.projector(self.net.embed(a))
         zb = self.projector(self.net.embed(b))
         loss = self.loss(za, zb)
@@ -117,10 +104,9 @@ def pretrain_backbone(options: PretrainOptions, echo: Any = print) -> dict[str, 
     run.write_versions(options.seed)
     echo(f"SimCLR pre-training of {plan.model.network} on {len(x)} unlabeled images for {options.epochs} epochs")
     module = SimCLRModule(plan.to_dict(), temperature=options.temperature)
-    augment = build_augmentation(plan.augment, plan.spatial_dims, plan.input_size)
-    loader = make_loader(TwoViewDataset(x, augment), plan.train.batch_size, True, options.seed)
     # Contrastive batches need >= 2 images; drop a trailing singleton batch.
-    loader = torch.utils.data.DataLoader(loader.dataset, batch_size=plan.train.batch_size, shuffle=True,
+    dataset = ImageArrayDataset(x, np.zeros(len(x), np.int64))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=plan.train.batch_size, shuffle=True,
                                          drop_last=len(x) > plan.train.batch_size,
                                          generator=torch.Generator().manual_seed(options.seed))
     trainer = build_trainer(run, options.epochs, "train_loss", "min", patience=None, enable_progress_bar=True)

@@ -97,7 +97,10 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
                                     classes=options.classes)
     data, splits = prepare_data(data, options)
     resuming = run.prepare(force=options.force, resume=options.resume)
-    plan = ClassificationPlan.load(run.plan_file) if resuming and run.plan_file.exists() else make_plan(data, splits, options)
+    if resuming and run.plan_file.exists():  # continue with the interrupted run's plan
+        plan = ClassificationPlan.load(run.plan_file)
+    else:
+        plan = make_plan(data, splits, options)
     if plan.data.resize and list(data.images.shape[2:]) != list(plan.data.resize):
         data.images = np.stack([resize_image(im, plan.data.resize) for im in data.images])
     if plan.data.normalization in ("zscore", "ct") and (plan.data.mean is None or plan.data.std is None):
