@@ -188,21 +188,19 @@ class SegmentationModel:
         for case in collect_inputs(Path(inputs), len(self.plan.channel_names), roi):
             labels, probs, meta = self.predict_case(case)
             ext = image_suffix(case.images[0])
+            if ext in ("", ".dcm", ".dicom"):  # DICOM in: NIfTI mask with the series' geometry (no DICOM-SEG yet)
+                ext = ".nii.gz"
             write_image(out / f"{case.name}{ext}", labels[None], meta)
             written.append(out / f"{case.name}{ext}")
             if probabilities:
                 if ext in (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd"):
                     target = out / f"{case.name}_probabilities{ext}"
-                    write_image(target, probs.astype(np.float32), _with_channels(meta))
+                    write_image(target, probs.astype(np.float32), meta)
                 else:
                     target = out / f"{case.name}_probabilities.npy"
                     write_image(target, probs.astype(np.float32))
                 written.append(target)
         return written
-
-
-def _with_channels(meta: ImageMeta) -> ImageMeta:
-    return meta
 
 
 def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
