@@ -78,9 +78,10 @@ class MSDDataset:
 # discovery
 
 def is_msd_dataset(path: str | Path) -> bool:
-    """True if ``path`` is a folder with a ``dataset.json`` and an ``imagesTr/`` folder."""
+    """True if ``path`` is a folder with an ``imagesTr/`` folder (``dataset.json`` may be missing or broken:
+    ``check_msd_dataset`` then says so, rather than the folder being taken for another layout)."""
     path = Path(path)
-    return path.is_dir() and (path / "dataset.json").is_file() and (path / "imagesTr").is_dir()
+    return path.is_dir() and (path / "imagesTr").is_dir()
 
 
 def _stem(path: Path) -> str:
