@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -57,8 +58,9 @@ def make_baseline(name: str, task_type: str, seed: int = 0, n_jobs: int = 1, **p
                     n_iter_no_change=30, random_state=seed, l2_regularization=1.0)
         est = (HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor)(**{**base, **params})
     elif name == "svm":
-        est = make_pipeline(StandardScaler(), SVC(probability=True, random_state=seed, **params) if clf
-                            else SVR(**params))
+        # SVC(probability=True) is deprecated in sklearn 1.9: Platt scaling via CalibratedClassifierCV
+        est = make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(random_state=seed, **params),
+                                                                     ensemble=False, cv=3) if clf else SVR(**params))
     elif name == "nb":
         if not clf:
             raise InputError("--model", "naive Bayes is for classification only", "choose another model for regression")

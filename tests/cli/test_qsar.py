@@ -1,0 +1,96 @@
+"""``medlearn qsar`` end to end on a tiny CSV (a few dozen molecules, a few epochs)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rdkit import Chem
+from rdkit.Chem import Crippen
+
+from medlearn.cli.main import main
+
+MEDLEARN = Path(sys.executable).parent / "medlearn"
+
+
+def _smiles():
+    out = []
+    for n in range(1, 9):
+        c = "C" * n
+        out += [c, c + "O", c + "N", c + "Cl", "OC(=O)" + c, "c1ccccc1" + c, c + "C(=O)OC", "Oc1ccc(" + c + ")cc1"]
+    return out
+
+
+@pytest.fixture()
+def csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLEARN_CACHE", str(tmp_path / "cache"))
+    s = _smiles()
+    y = [Crippen.MolLogP(Chem.MolFromSmiles(x)) for x in s]
+    s[7] = "xyz"
+    path = tmp_path / "mols.csv"
+    pd.DataFrame({"SMILES": s, "logp": y, "name": [f"m{i}" for i in range(len(s))]}).to_csv(path, index=False)
+    return path
+
+
+def _run(args):
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_train_predict_evaluate(csv, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = _run(["qsar", "train", csv, "--smiles", "SMILES", "--target", "logp", "-o", run, "--model", "dnn",
+                 "--max-epochs", "3", "--n-seeds", "2", "--threads", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "row(s) 7" in out  # the invalid SMILES row is reported
+    for f in ("plan.json", "config.yaml", "model.pt", "metrics.json", "report.html", "versions.json", "splits.json"):
+        assert (run / f).exists(), f
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"train", "val", "test"} <= set(metrics) and metrics["test"]["rmse"] > 0
+    assert (run / "figures" / "parity.png").exists()
+    splits = json.loads((run / "splits.json").read_text())
+    assert 7 not in sum(splits.values(), [])
+
+    # a finished run is never overwritten without --force
+    assert _run(["qsar", "train", csv, "--smiles", "SMILES", "--target", "logp", "-o", run]) == 2
+    assert "--force" in capsys.readouterr().err
+
+    pred = tmp_path / "pred.csv"
+    assert _run(["qsar", "predict", run, csv, "-o", pred]) == 0
+    df = pd.read_csv(pred)
+    assert {"name", "logp_pred", "logp_std", "applicability_domain"} <= set(df.columns)
+    assert np.isnan(df.loc[7, "logp_pred"]) and df["logp_pred"].notna().sum() == len(df) - 1
+    assert (df["logp_std"].dropna() > 0).all()  # two seeds disagree a little
+    assert np.isclose(df.loc[0, "applicability_domain"], 1.0) or 0 not in splits["train"]
+
+    capsys.readouterr()
+    assert _run(["qsar", "evaluate", run, csv]) == 0
+    assert "rmse" in json.loads(capsys.readouterr().out)
+
+
+def test_compare_writes_table_and_plot(csv, tmp_path):
+    out = tmp_path / "cmp"
+    assert _run(["qsar", "compare", csv, "--smiles", "SMILES", "-t", "logp", "-o", out, "--models", "rf,dt,linear",
+                 "--split", "scaffold", "-q"]) == 0
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["rf", "dt", "linear"]
+    assert all("test_rmse" in r for r in rows)
+    assert (out / "comparison.png").exists() and (out / "comparison.md").read_text().count("\n") == 5
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("compound,value\nCCO,1\n")
+    res = subprocess.run([str(MEDLEARN), "qsar", "train", str(bad), "--target", "value", "-o",
+                          str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.csv" in lines[0] and "SMILES" in lines[0]
+    assert _run(["qsar", "train", bad, "--smiles", "compound", "--target", "nope", "-o", tmp_path / "r"]) == 2
