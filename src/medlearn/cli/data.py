@@ -53,3 +53,21 @@ def import_pairs(images: Path = typer.Option(..., "--images", help="Folder of im
 
     path = msd.import_pairs(images, masks, out, roi=roi)
     console.print(f"wrote {path}")
+
+
+@app.command()
+def download(name: str = typer.Argument(..., help="Registered dataset name (see `medlearn data sources`)."),
+             out: Path = typer.Option(Path("."), "-o", "--out", help="Folder to save into.")) -> None:
+    """Download a public dataset from its official source and verify its checksum."""
+    from medlearn.data.registry import download as fetch
+
+    console.print(f"wrote {fetch(name, out)}")
+
+
+@app.command()
+def sources() -> None:
+    """List the registered public datasets with their official URLs and licences."""
+    from medlearn.data.registry import REGISTRY
+
+    for s in REGISTRY.values():
+        console.print(f"{s.name}: {s.url} ({s.license}; {s.citation})", soft_wrap=True)
