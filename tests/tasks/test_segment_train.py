@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from medlearn.data.images import read_image
+from medlearn.data.msd import MSDCase
 from medlearn.errors import RunExistsError
 from medlearn.tasks.segment import Segmenter
 from medlearn.tasks.segment.inference import SegmentationModel
@@ -58,3 +59,39 @@ def test_3d_prediction_keeps_the_nifti_affine(tmp_path):
     assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
     probs = nib.load(written[1])
     assert probs.shape == (*src.shape, 2) and np.allclose(probs.affine, src.affine)
+
+
+def test_dicom_input_gives_dicom_seg(tmp_path):
+    import shutil
+
+    import highdicom as hd
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=32)
+    overrides = {"network.channels": [4, 8], "network.strides": [2], "train.patch_size": [32, 32],
+                 "train.batch_size": 2, "train.steps_per_epoch": 2, "train.max_epochs": 1}
+    Segmenter(overrides=overrides).fit(data, tmp_path / "run")
+    model = SegmentationModel.load(tmp_path / "run")
+    series = tmp_path / "ct_series"
+    series.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), series / "slice0.dcm")
+    written = model.predict_files(series, tmp_path / "out")
+    assert [p.name for p in written] == ["ct_series.seg.dcm"]
+    seg = hd.seg.segread(written[0])
+    source = pydicom.dcmread(series / "slice0.dcm")
+    assert seg.Rows == source.Rows and seg.Columns == source.Columns
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    labels, _, _ = model.predict_case(MSDCase("x", [series], None, None))
+    mask = seg.get_volume(combine_segments=True).array  # (frames, rows, cols)
+    assert np.array_equal(np.squeeze(mask), labels.T)
+    # orientation: an asymmetric mask must come back frame = mask.T (rows = Y, columns = X)
+    from medlearn.tasks.segment.dicom import write_dicom_seg
+
+    asym = np.zeros((source.Columns, source.Rows), np.uint8)
+    asym[10:20, 40:90] = 1
+    meta = read_image(series)[1]
+    back = hd.seg.segread(write_dicom_seg(tmp_path / "asym.seg.dcm", asym, meta, ["background", "x"]))
+    assert np.array_equal(np.squeeze(back.get_volume(combine_segments=True).array), asym.T)
+    nifti = model.predict_files(series, tmp_path / "out2", dicom_output="nifti")
+    assert nib.load(nifti[0]).shape[:2] == (source.Columns, source.Rows)

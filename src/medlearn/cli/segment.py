@@ -43,6 +43,7 @@ def predict(
     probabilities: bool = typer.Option(False, "--probabilities", help="Also write probability maps."),
     roi: Path = typer.Option(None, "--roi", help="Folder of ROI masks named like the cases."),
     engine: str = typer.Option(None, "--engine", help="onnx or torch (default: the plan's)."),
+    dicom_output: str = typer.Option("seg", "--dicom-output", help="For DICOM input: seg (DICOM-SEG) or nifti."),
 ) -> None:
     """Write a mask per case in the input's format and geometry."""
     from medlearn.engine.rundir import RunDirectory
@@ -50,7 +51,11 @@ def predict(
 
     RunDirectory(run).require_finished()
     model = SegmentationModel.load(run, engine=engine)
-    written = model.predict_files(inputs, out, probabilities=probabilities, roi=roi)
+    if dicom_output not in ("seg", "nifti"):
+        from medlearn.errors import InputError
+
+        raise InputError("--dicom-output", f"unknown value '{dicom_output}'", "use seg or nifti")
+    written = model.predict_files(inputs, out, probabilities=probabilities, roi=roi, dicom_output=dicom_output)
     typer.echo(f"wrote {len(written)} file(s) to {out}")
 
 

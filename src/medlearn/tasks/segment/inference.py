@@ -177,21 +177,30 @@ class SegmentationModel:
                              f"predicts {self.plan.num_classes}", "evaluate on a dataset with the same labels")
 
     def predict_files(self, inputs: str | Path, out: str | Path, probabilities: bool = False,
-                      roi: str | Path | None = None) -> list[Path]:
-        """Predict a file, a folder of files, or an MSD dataset (``imagesTs/``, else ``imagesTr/``).
+                      roi: str | Path | None = None, dicom_output: str = "seg") -> list[Path]:
+        """Predict a file, a folder of files, a DICOM series folder, or an MSD dataset (``imagesTs/``,
+        else ``imagesTr/``).
 
-        Masks are written as ``OUT/CASE<ext>`` in the input's format and geometry; with
-        ``probabilities`` also ``OUT/CASE_probabilities<ext>`` (3D formats, float32) or ``.npy`` (rasters).
+        Masks are written as ``OUT/CASE<ext>`` in the input's format and geometry (DICOM input:
+        ``CASE.seg.dcm`` DICOM-SEG, or ``CASE.nii.gz`` with ``dicom_output="nifti"``); with
+        ``probabilities`` also ``OUT/CASE_probabilities<ext>`` (3D formats, float32) or ``.npy``.
         """
         out = Path(out)
         written = []
         for case in collect_inputs(Path(inputs), len(self.plan.channel_names), roi):
             labels, probs, meta = self.predict_case(case)
             ext = image_suffix(case.images[0])
-            if ext in ("", ".dcm", ".dicom"):  # DICOM in: NIfTI mask with the series' geometry (no DICOM-SEG yet)
+            if ext in ("", ".dcm", ".dicom"):
                 ext = ".nii.gz"
-            write_image(out / f"{case.name}{ext}", labels[None], meta)
-            written.append(out / f"{case.name}{ext}")
+                if dicom_output == "seg":
+                    from medlearn.tasks.segment.dicom import write_dicom_seg
+
+                    written.append(write_dicom_seg(out / f"{case.name}.seg.dcm", labels, meta,
+                                                   self.plan.label_names))
+                else:
+                    written.append(write_image(out / f"{case.name}{ext}", labels[None], meta))
+            else:
+                written.append(write_image(out / f"{case.name}{ext}", labels[None], meta))
             if probabilities:
                 if ext in (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd"):
                     target = out / f"{case.name}_probabilities{ext}"
@@ -232,6 +241,8 @@ def collect_inputs(path: Path, n_channels: int, roi: str | Path | None = None) -
         if ds.test:
             return ds.test
         return ds.training
+    if path.is_dir() and _is_dicom_folder(path):
+        return [MSDCase(path.name, [path], None, Path(roi) if roi is not None and Path(roi).is_file() else None)]
     if path.is_file():
         files = [path]
     else:
@@ -269,3 +280,11 @@ def collect_inputs(path: Path, n_channels: int, roi: str | Path | None = None) -
                     break
         cases.append(MSDCase(name, ordered, None, roi_file))
     return cases
+
+
+def _is_dicom_folder(path: Path) -> bool:
+    """A folder holding DICOM files (``.dcm`` or no suffix) and no other images: one series."""
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        return False
+    return all(image_suffix(p) in (".dcm", ".dicom", "") for p in files)
