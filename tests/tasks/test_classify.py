@@ -79,6 +79,9 @@ def test_predict_evaluate_explain(trained: tuple[Path, Path], tmp_path: Path) ->
     assert ev["test"]["auc"]["value"] == pytest.approx(saved["test"]["auc"]["value"])
     run_cli(["classify", "explain", str(run), str(data), "-o", str(tmp_path / "ex"), "--limit", "3"])
     assert len(list((tmp_path / "ex").glob("*.png"))) == 3
+    run_cli(["classify", "explain", str(run), str(data), "-o", str(tmp_path / "occ"), "--limit", "1",
+             "--method", "occlusion"])
+    assert len(list((tmp_path / "occ").glob("*occlusion*.png"))) == 1
 
 
 def test_api_predicts_like_the_cli(trained: tuple[Path, Path]) -> None:
