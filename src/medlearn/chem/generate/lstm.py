@@ -176,11 +176,13 @@ class MoleculeLSTM(BaseEstimator):
             state = None
             seqs = [[] for _ in range(b)]
             done = torch.zeros(b, dtype=torch.bool)
-            for _ in range(self.max_len + 1):
+            for step in range(self.max_len + 1):
                 logits, state = self.net_(tok, state)
                 logits = logits[:, -1] / max(temperature, 1e-3)
                 logits[:, pad] = -1e9
                 logits[:, bos] = -1e9
+                if step == 0:
+                    logits[:, eos] = -1e9  # an empty string is never a molecule
                 nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
                 for i in np.flatnonzero(~done.numpy()):
                     t = int(nxt[i])
