@@ -27,6 +27,23 @@ DATASETS = {"lipophilicity": "lipophilicity/Lipophilicity.csv", "hiv": "hiv/HIV.
             "esol": "esol/delaney-processed.csv"}
 
 
+def markdown(payload: dict) -> str:
+    m = payload["metrics"]
+    pm = m["property_means"]
+    return (f"**Molecule generation** — SELFIES LSTM (default plan) trained on {payload['dataset']} "
+            f"({m['training']['n_molecules']} molecules, {payload['train_seconds'] / 60:.1f} min on 2 shared "
+            f"CPU threads, {m['training']['epochs']} epochs), {payload['n_samples']} samples at T=1.0\n\n"
+            "| metric | medlearn | target | GuacaMol SMILES LSTM | MOSES CharRNN |\n"
+            "| --- | --- | --- | --- | --- |\n"
+            f"| validity | {m['validity']:.3f} | >= 0.95 | 0.959 | 0.975 |\n"
+            f"| uniqueness | {m['uniqueness']:.3f} | >= 0.90 | 1.000 | 0.999 (@10k) |\n"
+            f"| novelty | {m['novelty']:.3f} | >= 0.80 | 0.912 | 0.842 |\n"
+            f"| internal diversity | {m['internal_diversity']:.3f} | — | — | — |\n"
+            f"| mean QED (training {pm['qed']['training']:.2f}) | {pm['qed']['generated']:.2f} | — | — | — |\n"
+            f"| mean logP (training {pm['logp']['training']:.2f}) | {pm['logp']['generated']:.2f} | — | — | — |\n"
+            f"| mean MW (training {pm['mw']['training']:.0f}) | {pm['mw']['generated']:.0f} | — | — | — |\n")
+
+
 def main() -> None:
     import torch
 
@@ -36,7 +53,16 @@ def main() -> None:
     ap.add_argument("--dataset", default="lipophilicity", choices=sorted(DATASETS))
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--markdown-only", action="store_true", help="Rewrite the .md from the existing .json.")
     args = ap.parse_args()
+    if args.markdown_only:
+        import json
+
+        from _common import RESULTS
+
+        payload = json.loads((RESULTS / f"generate_{args.dataset}.json").read_text())
+        write_results(f"generate_{args.dataset}", payload, markdown(payload))
+        return
     torch.set_num_threads(2)
     csv = data_root() / DATASETS[args.dataset]
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,18 +72,9 @@ def main() -> None:
         train_s = time.perf_counter() - t0
         metrics = evaluate_run(Path(tmp) / "run", args.samples, seed=1, extra=train_metrics.get("training") and
                                {"training": train_metrics["training"]})
-    m = metrics
     payload = {"dataset": args.dataset, "n_samples": args.samples, "train_seconds": round(train_s, 1),
-               "overrides": args.overrides, "metrics": m, "environment": environment()}
-    md = (f"**Molecule generation** — SELFIES LSTM (default plan) trained on {args.dataset} "
-          f"({m['training']['n_molecules']} molecules, {train_s / 60:.1f} min on 2 CPU threads), "
-          f"{args.samples} samples at T=1.0\n\n"
-          "| metric | medlearn | target | GuacaMol SMILES LSTM | MOSES CharRNN |\n"
-          "| --- | --- | --- | --- | --- |\n"
-          f"| validity | {m['validity']:.3f} | >= 0.95 | 0.959 | 0.975 |\n"
-          f"| uniqueness | {m['uniqueness']:.3f} | >= 0.90 | 1.000 | 0.999 |\n"
-          f"| novelty | {m['novelty']:.3f} | >= 0.80 | 0.912 | 0.842 |\n"
-          f"| internal diversity | {m['internal_diversity']:.3f} | — | — | — |\n")
+               "overrides": args.overrides, "metrics": metrics, "environment": environment()}
+    md = markdown(payload)
     write_results(f"generate_{args.dataset}", payload, md)
     print(md)
 
