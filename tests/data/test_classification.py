@@ -107,3 +107,13 @@ def test_check_finds_patient_leak(tmp_path: Path) -> None:
                                     "2.png,0,train,p2\n3.png,1,val,p3\n")
     problems = check_dataset(tmp_path / "t.csv")
     assert any("more than one split" in p.problem for p in problems)
+
+
+def test_check_class_folders_reports_each_bad_file(tmp_path: Path) -> None:
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / cls / "ok.png")
+    (tmp_path / "a" / "bad.png").write_bytes(b"junk")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "b" / "rgb.png")
+    text = "\n".join(str(p) for p in check_dataset(tmp_path))
+    assert "bad.png" in text and "rgb.png" in text and "channel" in text

@@ -17,7 +17,7 @@ from medlearn.data.classification import (
     load_classification_data,
     read_table,
 )
-from medlearn.data.images import read_image
+from medlearn.data.images import IMAGE_SUFFIXES, image_suffix, read_image
 from medlearn.data.problems import Problem
 from medlearn.errors import InputError
 
@@ -34,6 +34,9 @@ def check_dataset(path: str | Path, label_columns: Sequence[str] | None = None) 
     problems: list[Problem] = []
     if path.suffix.lower() in (".csv", ".tsv"):
         problems += _check_table_rows(path)
+    elif path.is_dir():
+        images = sorted(p for p in path.rglob("*") if p.is_file() and image_suffix(p) in IMAGE_SUFFIXES)
+        problems += _check_files(images)
     if any(p.severity == "error" for p in problems):
         return problems
     try:
@@ -50,12 +53,28 @@ def _check_table_rows(path: Path, image_column: str = "image") -> list[Problem]:
         return [Problem(str(path), f"no '{image_column}' column (columns: {', '.join(df.columns)})",
                         "name the image path column 'image'")]
     problems: list[Problem] = []
-    reference: tuple[str, tuple[int, ...]] | None = None
+    files = []
     for row, rel in enumerate(df[image_column], start=2):
         if not isinstance(rel, str) or not rel.strip():
             problems.append(Problem(f"{path}:{row}", "empty image path"))
-            continue
-        file = path.parent / rel
+        else:
+            files.append(path.parent / rel)
+    problems += _check_files(files)
+    if "split" in df.columns:
+        bad = sorted({str(v) for v in df["split"].dropna()} - set(SPLITS))
+        if bad:
+            problems.append(Problem(str(path), f"split column has values {bad}", "use train, val or test"))
+    if "label" in df.columns and df["label"].isna().any():
+        rows = (np.flatnonzero(df["label"].isna().to_numpy()) + 2).tolist()
+        problems.append(Problem(str(path), f"empty label in row(s) {rows[:10]}", "fill or drop these rows"))
+    return problems
+
+
+def _check_files(files: list[Path]) -> list[Problem]:
+    """Each file on its own: missing, unreadable, NaN, or a size/channel count unlike the first image."""
+    problems: list[Problem] = []
+    reference: tuple[str, tuple[int, ...]] | None = None
+    for file in files:
         try:
             array, _ = read_image(file)
         except InputError as exc:
@@ -69,11 +88,4 @@ def _check_table_rows(path: Path, image_column: str = "image") -> list[Problem]:
         elif array.shape != reference[1]:
             problems.append(Problem(str(file), f"size {array.shape[1:]}, but {reference[0]} has {reference[1][1:]}",
                                     "resize, or train with --set data.resize=[H,W]", "warning"))
-    if "split" in df.columns:
-        bad = sorted({str(v) for v in df["split"].dropna()} - set(SPLITS))
-        if bad:
-            problems.append(Problem(str(path), f"split column has values {bad}", "use train, val or test"))
-    if "label" in df.columns and df["label"].isna().any():
-        rows = (np.flatnonzero(df["label"].isna().to_numpy()) + 2).tolist()
-        problems.append(Problem(str(path), f"empty label in row(s) {rows[:10]}", "fill or drop these rows"))
     return problems
