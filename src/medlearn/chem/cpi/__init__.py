@@ -1,0 +1,1 @@
+"""Compound-protein interaction: data (DeepDTA affinity-matrix layout, pair CSVs), features, models, metrics."""
