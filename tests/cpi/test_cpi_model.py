@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from medlearn.cpi.api import AffinityModel
@@ -39,10 +40,12 @@ def _synthetic(n_comp=10, n_prot=8, seed=0):
     return InteractionTable(smiles, seqs, d, p, y.astype(float), np.arange(len(d)))
 
 
-def test_tiny_model_learns_and_round_trips(tmp_path):
+@pytest.mark.parametrize("branches", [("fingerprint", "kmer"), ("cnn", "cnn")])
+def test_tiny_model_learns_and_round_trips(tmp_path, branches):
     table = _synthetic()
     idx = np.random.default_rng(0).permutation(len(table))
-    model = AffinityModel(CPIPlan().apply_overrides(TINY), seed=0).fit(table, idx[:64], idx[64:])
+    plan = CPIPlan().apply_overrides({**TINY, "net.compound": branches[0], "net.protein": branches[1]})
+    model = AffinityModel(plan, seed=0).fit(table, idx[:64], idx[64:])
     pred = model.predict_table(table, idx[:64])
     assert concordance_index(table.y[idx[:64]], pred) > 0.75
     model.save(tmp_path / "m.pt")
