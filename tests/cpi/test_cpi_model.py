@@ -53,3 +53,14 @@ def test_tiny_model_learns_and_round_trips(tmp_path, branches):
     np.testing.assert_allclose(again.predict_table(table), model.predict_table(table), rtol=1e-5, atol=1e-5)
     direct = again.predict([table.smiles[0]], [table.sequences[0]])
     assert direct.shape == (1,) and abs(direct[0] - model.predict_table(table, [0])[0]) < 1e-4
+
+
+def test_binary_values_train_an_interaction_classifier():
+    table = _synthetic()
+    table.y = (table.y > np.median(table.y)).astype(float)
+    idx = np.random.default_rng(1).permutation(len(table))
+    plan = CPIPlan().apply_overrides({**TINY, "train.max_epochs": 3})
+    model = AffinityModel(plan, seed=0).fit(table, idx[:64], idx[64:])
+    assert model.task_ == "classification"
+    prob = model.predict_table(table)
+    assert prob.shape == (len(table),) and ((prob >= 0) & (prob <= 1)).all()
