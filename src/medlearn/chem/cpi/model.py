@@ -20,10 +20,8 @@ from torch import nn
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def kmer_features(sequences: list[str], ks: tuple[int, ...] = (1, 2, 3), n_components: int | None = 256) -> np.ndarray:
-    """k-mer frequencies ``(P, 20 + 400 + 8000)`` (each k block sums to 1; other letters ignored),
-    standardised, then (``n_components``) projected on their top principal components ``(P, <= 256)``
-    — unsupervised, over the proteins given, so the protein tower stays small."""
+def kmer_counts(sequences: list[str], ks: tuple[int, ...] = (1, 2, 3)) -> np.ndarray:
+    """``(P, 20 + 400 + 8000)`` k-mer frequencies (each k block sums to 1; other letters ignored)."""
     blocks = []
     for k in ks:
         index = {"".join(t): i for i, t in enumerate(itertools.product(AMINO, repeat=k))}
@@ -36,14 +34,37 @@ def kmer_features(sequences: list[str], ks: tuple[int, ...] = (1, 2, 3), n_compo
                     X[r, j] += 1
             X[r] /= max(X[r].sum(), 1)
         blocks.append(X)
-    X = np.concatenate(blocks, 1)
-    X = (X - X.mean(0)) / (X.std(0) + 1e-6)
-    if n_components is not None and min(X.shape) > 1:
+    return np.concatenate(blocks, 1)
+
+
+class ProteinKmerEncoder(BaseEstimator):
+    """k-mer frequencies, standardised, projected on their top principal components (``(P, <= 256)``).
+
+    Fitted on the proteins of the training data (unsupervised); ``transform`` encodes new sequences.
+    """
+
+    def __init__(self, ks: tuple[int, ...] = (1, 2, 3), n_components: int = 256) -> None:
+        self.ks = ks
+        self.n_components = n_components
+
+    def fit(self, sequences: list[str]) -> ProteinKmerEncoder:
         from sklearn.decomposition import PCA
 
-        Z = PCA(n_components=min(n_components, min(X.shape) - 1), random_state=0).fit_transform(X)
-        X = (Z / (Z[:, :1].std() + 1e-6)).astype(np.float32)
-    return X.astype(np.float32)
+        X = kmer_counts(sequences, self.ks)
+        self.mean_, self.std_ = X.mean(0), X.std(0) + 1e-6
+        Z = (X - self.mean_) / self.std_
+        self.pca_ = PCA(n_components=max(1, min(self.n_components, min(Z.shape) - 1)), random_state=0).fit(Z)
+        self.scale_ = float(self.pca_.transform(Z)[:, 0].std() + 1e-6)
+        return self
+
+    def transform(self, sequences: list[str]) -> np.ndarray:
+        Z = (kmer_counts(sequences, self.ks) - self.mean_) / self.std_
+        return (self.pca_.transform(Z) / self.scale_).astype(np.float32)
+
+
+def kmer_features(sequences: list[str], ks: tuple[int, ...] = (1, 2, 3), n_components: int = 256) -> np.ndarray:
+    """Fit :class:`ProteinKmerEncoder` on ``sequences`` and encode them."""
+    return ProteinKmerEncoder(ks, n_components).fit(sequences).transform(sequences)
 
 
 class TwoTowerCPI(nn.Module):
@@ -149,6 +170,15 @@ class CPIRegressor(BaseEstimator):
         self.lit_.eval()
         self.best_val_mse_, self.best_epoch_, self.epochs_ = keep.best, keep.best_epoch, trainer.current_epoch
         return self
+
+    @torch.no_grad()
+    def predict_features(self, xd: np.ndarray, xp: np.ndarray) -> np.ndarray:
+        """Affinity for paired feature rows ``xd (N, F_d)``, ``xp (N, F_p)`` -> ``(N,)``."""
+        self.lit_.eval()
+        xd_t, xp_t = torch.as_tensor(xd, dtype=torch.float32), torch.as_tensor(xp, dtype=torch.float32)
+        out = [self.lit_.net(xd_t[s:s + 8192], xp_t[s:s + 8192]) * self.lit_.std + self.lit_.mean
+               for s in range(0, len(xd_t), 8192)]
+        return torch.cat(out).numpy() if out else np.zeros(0)
 
     @torch.no_grad()
     def predict(self, drug_idx, prot_idx) -> np.ndarray:
