@@ -81,3 +81,16 @@ def test_aae_generator_samples_molecules():
     samples = gen.sample(10, seed=3)
     assert 0 < len(samples) <= 10
     assert all(canonical(s) is not None for s in samples)
+
+
+def test_focus_raises_the_score():
+    from tests.molgen.conftest import DRUGS
+
+    def n_nitrogen(smiles):
+        return np.array([s.count("N") + s.count("n") for s in smiles], dtype=float)
+
+    plan = GeneratorPlan().apply_overrides(TINY)
+    gen = MoleculeGenerator(plan, seed=0).fit(DRUGS * 3)
+    history = gen.focus(n_nitrogen, rounds=3, n_samples=100, top_fraction=0.2, epochs=3, lr=3e-3)
+    assert len(history) == 4
+    assert history[-1] > 1.25 * history[0]  # measured 0.76 -> 1.13 nitrogens per molecule
