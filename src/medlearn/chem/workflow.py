@@ -116,6 +116,7 @@ def train_run(data: str | Path, out: str | Path, smiles_column: str | None = Non
         metrics[name] = _metrics(model, table.y[idx], p, plan.targets)
     metrics["model"] = model.describe()
     metrics["fit_seconds"] = {"wall": round(wall, 2), "cpu": round(cpu, 2)}
+    write_json(run.logs_dir / "fit.json", {"model": metrics["model"], "fit_seconds": metrics["fit_seconds"]})
     run.write_versions(seed)
     write_report(run.report_file, plan, metrics, preds)
     write_json(run.metrics_file, metrics)  # last: the run is finished
