@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -72,3 +73,23 @@ def test_bad_csv_exits_2_naming_the_file(tmp_path, capsys):
     assert _run_main(["generate", "sample", str(tmp_path / "missing"), "-n", "3", "-o", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0]
+
+
+def test_sample_filtered_by_a_qsar_run(tmp_path):
+    from medlearn.chem.api import QSARModel, save_model
+
+    smiles = SMILES * 2
+    y = np.array([s.count("N") + s.count("n") for s in smiles], dtype=float)
+    qsar = QSARModel(model="rf", features="morgan", n_estimators=20, use_cache=False).fit(smiles, y)
+    (tmp_path / "qsar").mkdir()
+    save_model(qsar, tmp_path / "qsar" / "model.pt")
+    csv = tmp_path / "mols.csv"
+    pd.DataFrame({"smiles": SMILES}).to_csv(csv, index=False)
+    run = tmp_path / "run"
+    assert _run_main(["generate", "train", str(csv), "-o", str(run), "--quiet", *TINY]) == 0
+    out_csv = tmp_path / "f.csv"
+    assert _run_main(["generate", "sample", str(run), "-n", "5", "-o", str(out_csv), "--qsar", str(tmp_path / "qsar"),
+                      "--min-score", "0.3", "--focus", "1"]) == 0
+    df = pd.read_csv(out_csv)
+    assert len(df) > 0 and (df["score"] >= 0.3).all() and df["valid"].all()
+    assert _run_main(["generate", "sample", str(run), "-n", "5", "-o", str(out_csv), "--min-score", "1"]) == 2

@@ -41,8 +41,9 @@ def sample(run: Path = typer.Argument(..., help="Run directory of 'medlearn gene
            temperature: float = typer.Option(None, "--temperature", help="Sampling temperature (default: plan's)."),
            qsar: Path = typer.Option(None, "--qsar", help="QSAR run whose predictions filter the samples."),
            min_score: float = typer.Option(None, "--min-score", help="Keep molecules whose QSAR prediction >= this."),
+           focus: int = typer.Option(0, "--focus", help="Rounds of fine-tuning towards high QSAR scores first."),
            seed: int = typer.Option(0, "--seed")) -> None:
-    """Sample N molecules (optionally only those a trained QSAR model scores >= --min-score)."""
+    """Sample N molecules; with --qsar, optionally focused on (--focus) and filtered by (--min-score) its scores."""
     import pandas as pd
 
     from medlearn.errors import InputError
@@ -53,9 +54,11 @@ def sample(run: Path = typer.Argument(..., help="Run directory of 'medlearn gene
     if temperature is not None and temperature <= 0:
         raise InputError("--temperature", f"must be > 0, got {temperature}")
     score = _qsar_score(qsar) if qsar else None
-    if score is not None and min_score is None:
-        raise InputError("--min-score", "--qsar needs --min-score", "e.g. --min-score 0.5")
-    smiles = sample_run(run, n, temperature, seed, score, min_score)
+    if score is not None and min_score is None and focus <= 0:
+        raise InputError("--qsar", "--qsar needs --min-score and/or --focus", "e.g. --min-score 0.5 --focus 3")
+    if (min_score is not None or focus > 0) and score is None:
+        raise InputError("--min-score", "--min-score/--focus need --qsar RUN", "give a 'medlearn qsar train' run")
+    smiles = sample_run(run, n, temperature, seed, score, min_score, focus)
     df = pd.DataFrame({"smiles": smiles, "valid": [canonical(s) is not None for s in smiles]})
     if score is not None and smiles:
         df["score"] = score(smiles)

@@ -63,12 +63,16 @@ def train_generator(opts: GenerateTrainOptions, echo: Callable[[str], None] = pr
 
 
 def sample_run(run_path: str | Path, n: int, temperature: float | None = None, seed: int = 0,
-               score: Callable | None = None, min_score: float | None = None) -> list[str]:
+               score: Callable | None = None, min_score: float | None = None, focus_rounds: int = 0) -> list[str]:
+    """``n`` molecules from a finished run; ``focus_rounds`` > 0 first fine-tunes (in memory) towards
+    high ``score``, ``min_score`` keeps only molecules scoring at least that."""
     run = RunDirectory(Path(run_path)).require_finished()
     if n < 1:
         raise InputError("-n", f"must be >= 1, got {n}")
-    return MoleculeGenerator.load(run.model_file).sample(n, temperature, score=score, min_score=min_score,
-                                                         seed=seed)
+    gen = MoleculeGenerator.load(run.model_file)
+    if focus_rounds > 0 and score is not None:
+        gen.focus(score, rounds=focus_rounds, seed=seed)
+    return gen.sample(n, temperature, score=score, min_score=min_score, seed=seed)
 
 
 def evaluate_run(run_path: str | Path, n: int = 2000, temperature: float | None = None, seed: int = 0,
