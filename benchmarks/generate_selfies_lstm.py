@@ -9,7 +9,7 @@ Published for comparison (different training sets, ChEMBL/ZINC, far longer train
 GuacaMol SMILES LSTM (Brown et al. 2019) validity 0.959, uniqueness 1.000, novelty 0.912;
 MOSES CharRNN (Polykovskiy et al. 2020) validity 0.975, uniqueness@10k 0.999, novelty 0.842.
 
-    python benchmarks/generate_selfies_lstm.py [--dataset lipophilicity] [--samples 2000]
+    python benchmarks/generate_selfies_lstm.py [--dataset lipophilicity] [--model lstm|aae] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ DATASETS = {"lipophilicity": "lipophilicity/Lipophilicity.csv", "hiv": "hiv/HIV.
 def markdown(payload: dict) -> str:
     m = payload["metrics"]
     pm = m["property_means"]
-    return (f"**Molecule generation** — SELFIES LSTM (default plan) trained on {payload['dataset']} "
+    what = {"lstm": "SELFIES LSTM", "gru": "SELFIES GRU",
+            "aae": "fingerprint AAE (Kadurin et al. 2017) screening SELFIES-LSTM samples"}[payload.get("model", "lstm")]
+    return (f"**Molecule generation** — {what} (default plan) trained on {payload['dataset']} "
             f"({m['training']['n_molecules']} molecules, {payload['train_seconds'] / 60:.1f} min on 2 shared "
             f"CPU threads, {m['training']['epochs']} epochs), {payload['n_samples']} samples at T=1.0\n\n"
             "| metric | medlearn | target | GuacaMol SMILES LSTM | MOSES CharRNN |\n"
@@ -52,30 +54,33 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="lipophilicity", choices=sorted(DATASETS))
     ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--model", default="lstm", choices=["lstm", "gru", "aae"])
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--markdown-only", action="store_true", help="Rewrite the .md from the existing .json.")
     args = ap.parse_args()
+    name = f"generate_{args.dataset}" + ("" if args.model == "lstm" else f"_{args.model}")
     if args.markdown_only:
         import json
 
         from _common import RESULTS
 
-        payload = json.loads((RESULTS / f"generate_{args.dataset}.json").read_text())
-        write_results(f"generate_{args.dataset}", payload, markdown(payload))
+        payload = json.loads((RESULTS / f"{name}.json").read_text())
+        write_results(name, payload, markdown(payload))
         return
     torch.set_num_threads(2)
     csv = data_root() / DATASETS[args.dataset]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         train_metrics = train_generator(GenerateTrainOptions(str(csv), str(Path(tmp) / "run"),
-                                                             overrides=args.overrides, progress=False))
+                                                             model=args.model, overrides=args.overrides,
+                                                             progress=False))
         train_s = time.perf_counter() - t0
         metrics = evaluate_run(Path(tmp) / "run", args.samples, seed=1, extra=train_metrics.get("training") and
                                {"training": train_metrics["training"]})
-    payload = {"dataset": args.dataset, "n_samples": args.samples, "train_seconds": round(train_s, 1),
-               "overrides": args.overrides, "metrics": metrics, "environment": environment()}
+    payload = {"dataset": args.dataset, "model": args.model, "n_samples": args.samples,
+               "train_seconds": round(train_s, 1), "overrides": args.overrides, "metrics": metrics, "environment": environment()}
     md = markdown(payload)
-    write_results(f"generate_{args.dataset}", payload, md)
+    write_results(name, payload, md)
     print(md)
 
 
