@@ -78,7 +78,8 @@ def main() -> None:
         metrics = evaluate_run(Path(tmp) / "run", args.samples, seed=1, extra=train_metrics.get("training") and
                                {"training": train_metrics["training"]})
     payload = {"dataset": args.dataset, "model": args.model, "n_samples": args.samples,
-               "train_seconds": round(train_s, 1), "overrides": args.overrides, "metrics": metrics, "environment": environment()}
+               "train_seconds": round(train_s, 1), "overrides": args.overrides, "metrics": metrics,
+               "environment": environment()}
     md = markdown(payload)
     write_results(name, payload, md)
     print(md)
