@@ -81,7 +81,8 @@ def medlearn_steps(plan, cases, steps: int, run_dir: Path) -> float:
     t = plan.train
     module = SegmentationModule(plan.to_dict())
     loader = DataLoader(PatchDataset(cases, t.patch_size, (steps + 3) * t.batch_size, t.foreground_oversampling,
-                                     t.seed), batch_size=t.batch_size, num_workers=0)
+                                     t.seed, flip_rotate=t.augmentation != "none"),
+                        batch_size=t.batch_size, num_workers=0)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[Timer()],
                          default_root_dir=str(run_dir), limit_val_batches=0)

@@ -100,6 +100,23 @@ def test_augmentation_moves_label_with_image():
     assert img.shape == (8, 2, 16, 16) and lab.dtype == torch.long and set(lab.unique().tolist()) <= {0, 1}
 
 
+def test_sampler_flips_keep_image_label_and_weight_aligned():
+    from medlearn.tasks.segment.augment import flip_rotate_sample
+
+    rng = np.random.default_rng(0)
+    label = np.zeros((16, 16), np.int64)
+    label[2:5, 3:11] = 1
+    image = np.stack([label * 5.0, label * -3.0]).astype(np.float32)
+    weight = (label * 0.5 + 0.25).astype(np.float32)
+    seen = set()
+    for _ in range(12):
+        img, lab, w = flip_rotate_sample(image, label, weight, rng)
+        assert np.array_equal(img[0] > 2.5, lab == 1) and np.array_equal(img[1] < -1.5, lab == 1)
+        assert np.array_equal(w > 0.5, lab == 1) and img.flags["C_CONTIGUOUS"]
+        seen.add(lab.tobytes())
+    assert len(seen) > 3  # it does transform
+
+
 def _small_net_plan():
     plan = make_plan(_fingerprint(shape=(32, 32)))
     return plan.apply_overrides({"network.channels": [4, 8, 16], "network.strides": [2, 2],

@@ -14,10 +14,30 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 LEVELS = ("none", "light", "default", "strong")
+
+
+def flip_rotate_sample(image: np.ndarray, label: np.ndarray, weight: np.ndarray, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random flips of every spatial axis and a random 90-degree rotation (square first plane) of one sample.
+
+    ``image (C, *S)``, ``label (*S)``, ``weight (*S)``; returns contiguous copies.
+    """
+    ndim = label.ndim
+    axes = [a for a in range(ndim) if rng.random() < 0.5]
+    k = int(rng.integers(4)) if label.shape[0] == label.shape[1] else 0
+    out = []
+    for array, offset in ((image, 1), (label, 0), (weight, 0)):
+        if axes:
+            array = np.flip(array, tuple(a + offset for a in axes))
+        if k:
+            array = np.rot90(array, k, (offset, offset + 1))
+        out.append(np.ascontiguousarray(array))
+    return out[0], out[1], out[2]
 
 
 def _flip_rot(image: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, gen: torch.Generator
@@ -68,9 +88,7 @@ def _spatial(image: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, gen
     if len(chosen) == 0:
         return image, label, weight
     grid = _random_grid(len(chosen), tuple(label.shape[1:]), gen, True, elastic).to(image.device)
-    image = image.clone()
-    label = label.clone()
-    weight = weight.clone()
+    # in place: the batch tensors are fresh from the loader (copies would cost more than the warp)
     image[chosen] = F.grid_sample(image[chosen], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     both = torch.stack([label[chosen].float(), weight[chosen]], 1)
     warped = F.grid_sample(both, grid, mode="nearest", padding_mode="zeros", align_corners=False)
@@ -80,18 +98,24 @@ def _spatial(image: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, gen
 
 
 def _intensity(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Brightness (p=.15), contrast (p=.15) and Gaussian noise (p=.1) per sample; only chosen samples are touched."""
     b = image.shape[0]
-    view = (b,) + (1,) * (image.ndim - 1)
-    bright = torch.where(torch.rand(b, generator=gen) < 0.15, torch.empty(b).uniform_(0.75, 1.25, generator=gen),
-                         torch.ones(b)).view(view)
-    image = image * bright
-    contrast = torch.where(torch.rand(b, generator=gen) < 0.15, torch.empty(b).uniform_(0.75, 1.25, generator=gen),
-                           torch.ones(b)).view(view)
-    mean = image.mean(dim=tuple(range(1, image.ndim)), keepdim=True)
-    image = (image - mean) * contrast + mean
-    noisy = (torch.rand(b, generator=gen) < 0.1).float().view(view)
-    sigma = torch.empty(b).uniform_(0.0, 0.3, generator=gen).view(view)
-    return image + noisy * sigma * torch.randn(image.shape, generator=gen)
+    for p, kind in ((0.15, "brightness"), (0.15, "contrast"), (0.1, "noise")):
+        chosen = torch.nonzero(torch.rand(b, generator=gen) < p).flatten()
+        if len(chosen) == 0:
+            continue
+        view = (len(chosen),) + (1,) * (image.ndim - 1)
+        x = image[chosen]
+        if kind == "brightness":
+            x = x * torch.empty(len(chosen)).uniform_(0.75, 1.25, generator=gen).view(view)
+        elif kind == "contrast":
+            mean = x.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
+            x = (x - mean) * torch.empty(len(chosen)).uniform_(0.75, 1.25, generator=gen).view(view) + mean
+        else:
+            sigma = torch.empty(len(chosen)).uniform_(0.0, 0.3, generator=gen).view(view)
+            x = x + sigma * torch.randn(x.shape, generator=gen)
+        image[chosen] = x
+    return image
 
 
 def _erase(image: torch.Tensor, gen: torch.Generator, p: float = 0.2) -> torch.Tensor:
@@ -109,13 +133,18 @@ def _erase(image: torch.Tensor, gen: torch.Generator, p: float = 0.2) -> torch.T
 
 
 def augment_batch(image: torch.Tensor, label: torch.Tensor, weight: torch.Tensor, level: str,
-                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Augment a batch at ``level`` (see module docstring); returns new tensors."""
+                  gen: torch.Generator, flips: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augment a batch at ``level`` (see module docstring), partly in place.
+
+    ``flips=False`` skips flips/rotations when the patch sampler already did them
+    (:func:`flip_rotate_sample`, free there because the crop is copied anyway).
+    """
     if level not in LEVELS:
         raise ValueError(f"augmentation level must be one of {LEVELS}, got {level!r}")
     if level == "none":
         return image, label, weight
-    image, label, weight = _flip_rot(image, label, weight, gen)
+    if flips:
+        image, label, weight = _flip_rot(image, label, weight, gen)
     if level in ("default", "strong"):
         image, label, weight = _spatial(image, label, weight, gen, p=0.2 if level == "default" else 0.3,
                                         elastic=level == "strong")

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from medlearn.data.images import read_image
 from medlearn.data.msd import MSDCase, load_case_image
+from medlearn.tasks.segment.augment import flip_rotate_sample
 from medlearn.tasks.segment.plan import SegmentationPlan
 from medlearn.tasks.segment.preprocess import PreprocessedCase, preprocess_case
 
@@ -106,10 +107,14 @@ def crop_patch(case: CachedCase, centre: np.ndarray, patch: tuple[int, ...]
 
 
 class PatchDataset(Dataset):
-    """``length`` random patches per epoch: ``(image (C,*patch), label (*patch), weight (*patch))``."""
+    """``length`` random patches per epoch: ``(image (C,*patch), label (*patch), weight (*patch))``.
+
+    ``flip_rotate``: random flips and 90-degree rotations here, per sample (nearly free: the crop is
+    a copy anyway), instead of on the batch.
+    """
 
     def __init__(self, cases: list[CachedCase], patch_size: list[int], length: int,
-                 foreground_oversampling: float = 0.33, seed: int = 0) -> None:
+                 foreground_oversampling: float = 0.33, seed: int = 0, flip_rotate: bool = False) -> None:
         if not cases:
             raise ValueError("PatchDataset needs at least one case")
         self.cases = cases
@@ -117,6 +122,7 @@ class PatchDataset(Dataset):
         self.length = int(length)
         self.fg = float(foreground_oversampling)
         self.rng = np.random.default_rng(seed)
+        self.flip_rotate = flip_rotate
 
     def __len__(self) -> int:
         return self.length
@@ -133,6 +139,8 @@ class PatchDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         case = self.cases[self.rng.integers(len(self.cases))]
         image, label, weight = crop_patch(case, self._centre(case), self.patch)
+        if self.flip_rotate:
+            image, label, weight = flip_rotate_sample(image, label, weight, self.rng)
         return torch.from_numpy(image), torch.from_numpy(label), torch.from_numpy(weight)
 
 

@@ -98,7 +98,9 @@ class SegmentationModule(pl.LightningModule):
     # -- steps ------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         image, label, weight = batch
-        image, label, weight = augment_batch(image, label, weight, self.plan.train.augmentation, self.gen)
+        # flips/rotations were done by the patch sampler (PatchDataset(flip_rotate=True))
+        image, label, weight = augment_batch(image, label, weight, self.plan.train.augmentation, self.gen,
+                                             flips=False)
         loss = masked_dice_ce(self(image), label, weight, self.plan.train.loss)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=image.shape[0])
         return loss

@@ -89,7 +89,7 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
 
     t = plan.train
     loader = DataLoader(PatchDataset(train_cache, t.patch_size, t.steps_per_epoch * t.batch_size,
-                                     t.foreground_oversampling, t.seed),
+                                     t.foreground_oversampling, t.seed, flip_rotate=t.augmentation != "none"),
                         batch_size=t.batch_size, num_workers=0, pin_memory=False)
     val_loader = DataLoader(WholeCaseDataset(val_cache), batch_size=1, num_workers=0)
     module = SegmentationModule(plan.to_dict())
