@@ -10,10 +10,11 @@ measured on this machine (../shared/benchmarks/imaging/ANCHORS.md).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
-from _common import data_root, environment, load_average, write_results
+from _common import RESULTS, data_root, environment, load_average, write_results
 
 DATASETS = {
     "breast": ("medmnist_breast/breastmnist.npz", {"auc": 0.92, "accuracy": 0.87},
@@ -76,6 +77,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rows = [run(name, args.seed) for name in args.datasets]
+    previous = RESULTS / "medmnist.json"
+    if previous.exists():  # keep the rows of datasets not re-run this time
+        done = {(r["dataset"], r["seed"]) for r in rows}
+        kept = [r for r in json.loads(previous.read_text())["rows"] if (r["dataset"], r["seed"]) not in done]
+        rows = sorted(kept + rows, key=lambda r: (list(DATASETS).index(r["dataset"]), r["seed"]))
     write_results("medmnist", {"rows": rows, "environment": environment()}, markdown(rows))
 
 
