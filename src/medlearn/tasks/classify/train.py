@@ -63,8 +63,9 @@ def prepare_data(data: ClassificationData, options: TrainOptions) -> tuple[Class
     fixed = data.splits
     if options.split_file:
         fixed = load_split_file(options.split_file, data.ids)
-    if fixed is not None:
-        check_grouping(np.where(fixed == "", "?", fixed), data.patient_ids) if data.patient_ids is not None else None
+    if fixed is not None and data.patient_ids is not None:  # a given split must not already leak patients
+        assigned = fixed != ""
+        check_grouping(fixed[assigned], data.patient_ids[assigned])
     splits = assign_splits(data.labels, data.patient_ids, fixed, seed=options.seed)
     check_grouping(splits, data.patient_ids)
     if not (splits == "val").any():
