@@ -70,7 +70,14 @@ def _case_unknown_label(d: Path) -> tuple[Path, str]:
     return d / "t.csv", "t.csv"
 
 
+def _case_patient_leak(d: Path) -> tuple[Path, str]:
+    _png(d / "a.png")
+    (d / "t.csv").write_text("image,label,patient_id,split\na.png,0,p1,train\na.png,1,p1,test\na.png,1,p2,val\n")
+    return d / "t.csv", "p1"
+
+
 CASES = {
+    "patient in two splits": _case_patient_leak,
     "missing image": _case_missing_image,
     "truncated image": _case_truncated_image,
     "csv without needed columns": _case_missing_columns,
