@@ -73,7 +73,7 @@ def _case_unknown_label(d: Path) -> tuple[Path, str]:
 def _case_patient_leak(d: Path) -> tuple[Path, str]:
     _png(d / "a.png")
     (d / "t.csv").write_text("image,label,patient_id,split\na.png,0,p1,train\na.png,1,p1,test\na.png,1,p2,val\n")
-    return d / "t.csv", "p1"
+    return d / "t.csv", "t.csv: patient 'p1'"
 
 
 CASES = {

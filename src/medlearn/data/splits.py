@@ -76,14 +76,14 @@ def _stratification_key(labels: np.ndarray) -> np.ndarray:
     return labels.astype(int)
 
 
-def check_grouping(splits: np.ndarray, groups: np.ndarray | None) -> None:
-    """Raise if any patient appears in two splits."""
+def check_grouping(splits: np.ndarray, groups: np.ndarray | None, source: str = "split") -> None:
+    """Raise if any patient appears in two splits (``source`` names the dataset in the message)."""
     if groups is None:
         return
     seen: dict[str, str] = {}
     for g, s in zip(groups, splits, strict=True):
         if seen.setdefault(g, s) != s:
-            raise InputError("split", f"patient '{g}' is in both '{seen[g]}' and '{s}'",
+            raise InputError(source, f"patient '{g}' is in both '{seen[g]}' and '{s}'",
                              "give each patient a single split")
 
 

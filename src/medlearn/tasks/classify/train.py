@@ -65,7 +65,7 @@ def prepare_data(data: ClassificationData, options: TrainOptions) -> tuple[Class
         fixed = load_split_file(options.split_file, data.ids)
     if fixed is not None and data.patient_ids is not None:  # a given split must not already leak patients
         assigned = fixed != ""
-        check_grouping(fixed[assigned], data.patient_ids[assigned])
+        check_grouping(fixed[assigned], data.patient_ids[assigned], data.source)
     splits = assign_splits(data.labels, data.patient_ids, fixed, seed=options.seed)
     check_grouping(splits, data.patient_ids)
     if not (splits == "val").any():
