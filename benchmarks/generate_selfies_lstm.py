@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--markdown-only", action="store_true", help="Rewrite the .md from the existing .json.")
     args = ap.parse_args()
-    name = f"generate_{args.dataset}" + ("" if args.model == "lstm" else f"_{args.model}")
+    name = f"generate_selfies_{args.model}_{args.dataset}"
     if args.markdown_only:
         import json
 
