@@ -35,9 +35,11 @@ def markdown(payload: dict) -> str:
     pub = PUBLISHED[ds]
     target = "CI >= 0.89, MSE <= 0.25, < 30 min CPU" if ds == "davis" else "—"
     plan = payload["plan"]["net"]
+    capped = payload["wall_seconds"] / 60 >= payload["plan"]["train"]["max_time_minutes"]
+    stop = "stopped by the time cap" if capped else "early stopping, patience 20"
     return (f"**Compound-protein affinity, {ds.upper()}** (DeepDTA folds, setting 1; medlearn.cpi default plan: "
             f"{plan['compound']} compound branch, {plan['protein']} protein branch; "
-            f"{m['history']['epochs']} epochs (early stopping, patience 20), {payload['wall_seconds'] / 60:.1f} min "
+            f"{m['history']['epochs']} epochs ({stop}), {payload['wall_seconds'] / 60:.1f} min "
             f"wall on 2 shared CPU threads; model chosen on validation fold {payload['plan']['train']['val_fold']})\n\n"
             "| model | test CI | test MSE | test r_m^2 | note |\n| --- | --- | --- | --- | --- |\n"
             f"| medlearn (measured) | {te['ci']:.3f} | {te['mse']:.3f} | {te['rm2']:.3f} | "
