@@ -65,4 +65,5 @@ def tiny_csv(tmp_path: Path) -> Path:
 
 
 FAST = ["--set", "model.network=smallcnn", "--set", "model.widths=[8,16]", "--set", "train.max_epochs=4",
-        "--set", "train.batch_size=16", "--set", "train.lr=0.01", "--set", "train.ensemble=1", "--quiet", "--bootstrap", "50"]
+        "--set", "train.batch_size=16", "--set", "train.lr=0.01", "--set", "train.ensemble=1",
+        "--quiet", "--bootstrap", "50"]

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from tests.conftest import FAST
 
 from medlearn.cli.main import main
 from medlearn.tasks.classify.api import Classifier
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 from medlearn.tasks.classify.patient import PatientAggregator
+from tests.conftest import FAST
 
 
 def run_cli(args: list[str]) -> None:
@@ -202,6 +202,7 @@ def test_patient_aggregator_masks_padding(mode: str) -> None:
 
 def _volume_table(folder: Path, n: int = 24) -> Path:
     import nibabel as nib
+
     from tests.conftest import make_images
 
     x, y = make_images(n, size=8, seed=5)
@@ -227,6 +228,7 @@ def test_3d_volumes_train_and_predict(tmp_path: Path) -> None:
 
 def test_multilabel_and_ordinal_tasks(tmp_path: Path) -> None:
     from PIL import Image
+
     from tests.conftest import make_images
 
     x, y = make_images(32, seed=7)
