@@ -81,6 +81,17 @@ def parse_smiles(smiles: str):
         RDLogger.EnableLog("rdApp.*")
 
 
+
+def numeric_column(df: pd.DataFrame, column: str, source: str, role: str, hint: str) -> np.ndarray:
+    """``(N,)`` float64 values of ``df[column]``; empty cells -> NaN, any other non-number -> InputError."""
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna()
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(source, f"{role} column '{column}' has a non-numeric value {df[column].iloc[first]!r} "
+                         f"(row {first})", hint)
+    return values.to_numpy(dtype=np.float64)
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
@@ -134,13 +145,8 @@ def load_smiles_csv(path: str | Path, smiles_column: str | None = None,
         raise InputError(src, "no target column", "pass --target COL (one or more)")
     y_all = np.empty((len(df), len(target_columns)), dtype=np.float64)
     for j, col in enumerate(target_columns):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & df[col].notna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(src, f"target column '{col}' has a non-numeric value {df[col].iloc[first]!r} "
-                             f"(row {first})", "labels must be numbers; leave a cell empty for a missing label")
-        y_all[:, j] = values.to_numpy(dtype=np.float64)
+        y_all[:, j] = numeric_column(df, col, src, "target",
+                                     "labels must be numbers; leave a cell empty for a missing label")
     raw = df[smiles_column].astype("string").fillna("").str.strip().tolist()
     smiles, rows, invalid = [], [], []
     for i, s in enumerate(raw):

@@ -210,6 +210,20 @@ class Report:
                 plt.close(fig)
         return self._add_png(buf.getvalue(), name, caption)
 
+    def add_training_curves(self, log_csv: str | Path, caption: str = "Training curves") -> Report:
+        """Plot a Lightning CSV log (``logs/metrics.csv``) if it exists and holds curves; else add nothing.
+
+        A report without curves beats no report, so a log that cannot be plotted is skipped.
+        """
+        if not Path(log_csv).exists():
+            return self
+        try:
+            from medlearn.evaluation.plots import plot_training_curves
+
+            return self.add_figure(plot_training_curves(log_csv), "training_curves", caption=caption)
+        except Exception:  # noqa: BLE001 -- an empty or partial log must not fail the whole report
+            return self
+
     def add_image(self, array: np.ndarray, name: str, caption: str | None = None) -> Report:
         """Embed a uint8 image (HxW grayscale, HxWx3 RGB or HxWx4 RGBA) at its native resolution."""
         return self._add_png(_png_bytes_from_array(array), name, caption)

@@ -108,14 +108,7 @@ def evaluate_run(run_path: str | Path, n: int = 2000, temperature: float | None 
         report.add_figure(plot_property_distributions(valid, train_sub), "properties",
                           caption="QED, logP and molecular weight: generated vs training molecules")
     report.add_table([{"SMILES": s} for s in samples[:20]], caption="First 20 samples")
-    curves = run.logs_dir / "metrics.csv"
-    if curves.exists():
-        try:
-            from medlearn.evaluation.plots import plot_training_curves
-
-            report.add_figure(plot_training_curves(curves), "training_curves", caption="Training curves")
-        except Exception:  # a report without curves beats no report
-            pass
+    report.add_training_curves(run.logs_dir / "metrics.csv")
     report.write(run.report_file)
     write_json(run.metrics_file, metrics)
     echo(f"validity {metrics['validity']:.3f}  uniqueness {metrics['uniqueness']:.3f}  "
