@@ -94,3 +94,26 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.csv" in lines[0] and "SMILES" in lines[0]
     assert _run(["qsar", "train", bad, "--smiles", "compound", "--target", "nope", "-o", tmp_path / "r"]) == 2
+
+
+def test_plan_overrides_reach_the_plan_and_are_printed(csv, tmp_path, capsys):
+    run = tmp_path / "run_set"
+    overrides = tmp_path / "plan.yaml"
+    overrides.write_text("max_epochs: 2\n")
+    code = _run(["qsar", "train", csv, "--smiles", "SMILES", "--target", "logp", "-o", run, "--model", "rf",
+                 "--set", "n_estimators=7", "--set", "features=morgan", "--plan", overrides, "--threads", "1"])
+    assert code == 0
+    plan = json.loads((run / "plan.json").read_text())
+    assert (plan["n_estimators"], plan["features"], plan["max_epochs"], plan["model"]) == (7, "morgan", 2, "rf")
+    assert "n_estimators: 7" in capsys.readouterr().out  # the plan is printed before training
+
+
+@pytest.mark.parametrize("item, words", [("split=scaffold", "decided by the data"),
+                                         ("no_such_field=1", "unknown plan field"),
+                                         ("n_estimators=many", "n_estimators")])
+def test_bad_plan_override_exits_2_before_training(csv, tmp_path, capsys, item, words):
+    run = tmp_path / "run_bad"
+    code = _run(["qsar", "train", csv, "--smiles", "SMILES", "--target", "logp", "-o", run, "--set", item])
+    assert code == 2
+    assert words in capsys.readouterr().err
+    assert not (run / "metrics.json").exists()

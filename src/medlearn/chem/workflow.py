@@ -9,7 +9,7 @@ plots), ``versions.json`` and, last, ``metrics.json`` keyed by split (``train``/
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +21,24 @@ from medlearn.chem.splits import make_split, split_to_rows
 from medlearn.engine.rundir import RunDirectory
 from medlearn.errors import InputError
 from medlearn.io import atomic_path, write_json
+from medlearn.plan import Plan, parse_overrides
 
 
 @dataclass
-class QSARPlan:
-    """Every choice of a QSAR run (saved as plan.json)."""
+class QSARPlan(Plan):
+    """Every choice of a QSAR run (saved as plan.json, printed before training).
 
-    data: str
-    smiles_column: str
-    targets: list[str]
-    task_type: str
-    split: str
-    seed: int
+    The model fields (``model`` ... ``n_estimators``) are overridable with ``--set key=value`` or a
+    YAML ``--plan`` file; the data fields (``data`` ... ``seed``, ``sizes``, ``invalid_rows``) are
+    decided by the CLI options and the data, so they are read-only here.
+    """
+
+    data: str = ""
+    smiles_column: str = "smiles"
+    targets: list[str] = field(default_factory=list)
+    task_type: str = "regression"
+    split: str = "random"
+    seed: int = 0
     model: str = "auto"
     features: str = "morgan_count+rdkit2d"
     radius: int = 2
@@ -43,6 +49,19 @@ class QSARPlan:
     n_estimators: int = 200
     sizes: dict = field(default_factory=dict)
     invalid_rows: list[int] = field(default_factory=list)
+
+
+DATA_FIELDS = ("data", "smiles_column", "targets", "task_type", "split", "seed", "sizes", "invalid_rows")
+
+
+def apply_plan_overrides(plan: QSARPlan, items: list[str] | None, plan_file: str | Path | None) -> QSARPlan:
+    """``--set`` items and a ``--plan`` YAML applied to the model fields of ``plan``."""
+    overrides = parse_overrides(items, plan_file)
+    fixed = [k for k in overrides if k in DATA_FIELDS]
+    if fixed:
+        raise InputError("--set", f"'{fixed[0]}' is decided by the data and the CLI options",
+                         "use --split/--seed/--target/--task/--smiles instead")
+    return plan.apply_overrides(overrides)
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -58,6 +77,7 @@ def _model_from_plan(plan: QSARPlan, model: str | None = None, verbose: bool = F
 
 
 def plan_run(table: MoleculeTable, data: str, smiles_column: str, split: str, seed: int, task_type: str | None,
+             set_items: list[str] | None = None, plan_file: str | Path | None = None,
              **overrides) -> tuple[QSARPlan, dict[str, np.ndarray]]:
     from medlearn.chem.data import infer_task_type
 
@@ -69,12 +89,13 @@ def plan_run(table: MoleculeTable, data: str, smiles_column: str, split: str, se
                     split=split, seed=seed, sizes={k: int(len(v)) for k, v in parts.items()},
                     invalid_rows=list(table.invalid_rows),
                     **{k: v for k, v in overrides.items() if v is not None})
-    return plan, parts
+    return apply_plan_overrides(plan, set_items, plan_file), parts
 
 
 def train_run(data: str | Path, out: str | Path, smiles_column: str | None = None, targets: list[str] | None = None,
               split: str = "random", seed: int = 0, task_type: str | None = None, force: bool = False,
-              resume: bool = False, quiet: bool = False, **overrides) -> dict:
+              resume: bool = False, quiet: bool = False, set_items: list[str] | None = None,
+              plan_file: str | Path | None = None, **overrides) -> dict:
     """Train a QSAR model into run directory ``out``; returns metrics (also in ``metrics.json``).
 
     ``resume``: QSAR training is short, so an interrupted run is retrained from the start into the
@@ -85,12 +106,17 @@ def train_run(data: str | Path, out: str | Path, smiles_column: str | None = Non
     msg = describe_invalid(table)
     if msg:
         _log(f"warning: {msg}", quiet)
-    plan, parts = plan_run(table, str(data), smiles_column, split, seed, task_type, **overrides)
+    plan, parts = plan_run(table, str(data), smiles_column, split, seed, task_type, set_items, plan_file,
+                           **overrides)
     run = RunDirectory(Path(out))
     run.prepare(force=force, resume=resume)
-    write_json(run.plan_file, asdict(plan))
+    plan.save(run.plan_file)
     run.write_config({"data": str(data), "smiles": smiles_column, "targets": plan.targets, "split": split,
-                      "seed": seed, "task": task_type, **{k: v for k, v in overrides.items() if v is not None}})
+                      "seed": seed, "task": task_type, "set": list(set_items or []),
+                      "plan": str(plan_file) if plan_file else None,
+                      **{k: v for k, v in overrides.items() if v is not None}})
+    if not quiet:
+        print(plan.describe().rstrip(), flush=True)
     write_json(run.splits_file, split_to_rows(parts, table))
     _log(f"plan: {plan.task_type}, {len(plan.targets)} task(s), split {split} "
          f"{plan.sizes['train']}/{plan.sizes['val']}/{plan.sizes['test']}, model {plan.model}, "
@@ -105,7 +131,7 @@ def train_run(data: str | Path, out: str | Path, smiles_column: str | None = Non
     model.fit([sm[i] for i in tr], table.y[tr], [sm[i] for i in va] if len(va) else None,
               table.y[va] if len(va) else None)
     wall, cpu = time.time() - t0, time.process_time() - c0
-    save_model(model, run.model_file, {"plan": asdict(plan)})
+    save_model(model, run.model_file, {"plan": plan.to_dict()})
     metrics: dict = {}
     preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, idx in parts.items():
@@ -143,7 +169,7 @@ def write_report(path: Path, plan: QSARPlan, metrics: dict, preds: dict) -> None
 
     rep = Report(f"QSAR: {Path(plan.data).name}", f"{plan.task_type}, targets {', '.join(plan.targets)}")
     rep.add_heading("Plan")
-    rep.add_table([{"field": k, "value": str(v)} for k, v in asdict(plan).items() if k != "invalid_rows"])
+    rep.add_table([{"field": k, "value": str(v)} for k, v in plan.to_dict().items() if k != "invalid_rows"])
     if plan.invalid_rows:
         shown = ", ".join(map(str, plan.invalid_rows[:20])) + (" ..." if len(plan.invalid_rows) > 20 else "")
         rep.add_paragraph(f"Skipped {len(plan.invalid_rows)} invalid SMILES at rows {shown}.")
@@ -243,7 +269,8 @@ def evaluate_run(run_path: str | Path, data: str | Path, smiles_column: str | No
 
 def compare_run(data: str | Path, out: str | Path, smiles_column: str | None = None, targets: list[str] | None = None,
                 split: str = "random", seed: int = 0, task_type: str | None = None, models: list[str] | None = None,
-                force: bool = False, quiet: bool = False, **overrides) -> list[dict]:
+                force: bool = False, quiet: bool = False, set_items: list[str] | None = None,
+                plan_file: str | Path | None = None, **overrides) -> list[dict]:
     """Train every model on the same split; write ``comparison.json``, ``comparison.md``,
     ``comparison.png`` and ``report.html`` into ``out``."""
     from medlearn.chem.baselines import baselines_for
@@ -252,7 +279,8 @@ def compare_run(data: str | Path, out: str | Path, smiles_column: str | None = N
     msg = describe_invalid(table)
     if msg:
         _log(f"warning: {msg}", quiet)
-    plan, parts = plan_run(table, str(data), smiles_column or "smiles", split, seed, task_type, **overrides)
+    plan, parts = plan_run(table, str(data), smiles_column or "smiles", split, seed, task_type, set_items, plan_file,
+                           **overrides)
     out = Path(out)
     if (out / "comparison.json").exists() and not force:
         raise InputError(out, "a finished comparison is already here", "pass --force to overwrite it")
@@ -275,7 +303,7 @@ def compare_run(data: str | Path, out: str | Path, smiles_column: str | None = N
         rows.append(row)
         _log(f"  {name}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                       for k, v in row.items() if k != "model"), quiet)
-    write_json(out / "comparison.json", {"plan": asdict(plan), "rows": rows})
+    write_json(out / "comparison.json", {"plan": plan.to_dict(), "rows": rows})
     keys = list(rows[0].keys())
     md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     md += ["| " + " | ".join(f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"

@@ -38,6 +38,8 @@ def train(
     n_seeds: int = typer.Option(None, "--n-seeds", help="Ensemble size for dnn/mpnn (spread = uncertainty)."),
     max_epochs: int = typer.Option(None, "--max-epochs"),
     patience: int = typer.Option(None, "--patience"),
+    set_: list[str] = typer.Option(None, "--set", help="Plan override key=value, e.g. n_seeds=5 or features=morgan."),
+    plan_file: Path = typer.Option(None, "--plan", help="YAML file of plan overrides."),
     threads: int = typer.Option(None, "--threads", help="CPU threads (default: all this process may use)."),
     force: bool = typer.Option(False, "--force", help="Overwrite a finished run."),
     resume: bool = typer.Option(False, "--resume", help="Retrain into an interrupted run directory."),
@@ -50,7 +52,8 @@ def train(
     _check_task(task)
     train_run(data, out, smiles, list(target) if target else None, split=split, seed=seed, task_type=task,
               force=force, resume=resume, quiet=quiet, model=model, features=features, radius=radius,
-              n_bits=n_bits, n_seeds=n_seeds, max_epochs=max_epochs, patience=patience)
+              n_bits=n_bits, n_seeds=n_seeds, max_epochs=max_epochs, patience=patience, set_items=set_,
+              plan_file=plan_file)
 
 
 def _check_task(task: str | None) -> None:
@@ -99,6 +102,8 @@ def compare(
     models: str = typer.Option(None, "--models", help="Comma-separated (default: dnn, mpnn, every baseline, auto)."),
     task: str = typer.Option(None, "--task"),
     max_epochs: int = typer.Option(None, "--max-epochs"),
+    set_: list[str] = typer.Option(None, "--set", help="Plan override key=value, e.g. n_seeds=5 or features=morgan."),
+    plan_file: Path = typer.Option(None, "--plan", help="YAML file of plan overrides."),
     threads: int = typer.Option(None, "--threads"),
     force: bool = typer.Option(False, "--force"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -110,4 +115,4 @@ def compare(
     _check_task(task)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     compare_run(data, out, smiles, list(target) if target else None, split=split, seed=seed, task_type=task,
-                models=names, force=force, quiet=quiet, max_epochs=max_epochs)
+                models=names, force=force, quiet=quiet, max_epochs=max_epochs, set_items=set_, plan_file=plan_file)
