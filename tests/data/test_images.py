@@ -91,3 +91,22 @@ def test_truncated_nifti_and_nan_are_rejected(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(nan, np.eye(4)), str(tmp_path / "nan.nii.gz"))
     with pytest.raises(InputError, match="NaN"):
         read_image(tmp_path / "nan.nii.gz")
+
+
+def test_palette_gif_of_grays_reads_as_one_channel_and_colour_palette_as_rgb(tmp_path: Path) -> None:
+    from PIL import Image
+
+    mask = np.zeros((6, 5), np.uint8)
+    mask[2:4, 1:3] = 1
+    gray = Image.fromarray(mask, mode="P")
+    gray.putpalette([4, 2, 4, 252, 254, 252])  # DRIVE 2nd_manual style near-gray palette
+    gray.save(tmp_path / "gray.gif")
+    colour = Image.fromarray(mask, mode="P")
+    colour.putpalette([0, 0, 0, 255, 0, 0])
+    colour.save(tmp_path / "colour.gif")
+    data, _ = read_image(tmp_path / "gray.gif", dtype=None)
+    assert data.shape == (1, 5, 6)
+    assert set(np.unique(data)) <= {2, 3, 4, 252, 253, 254}  # the palette's gray levels
+    assert (data[0] > 127).sum() == 4
+    data, _ = read_image(tmp_path / "colour.gif", dtype=None)
+    assert data.shape == (3, 5, 6)

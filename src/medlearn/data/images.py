@@ -170,7 +170,9 @@ def _read_raster(path: Path) -> tuple[np.ndarray, ImageMeta]:
     with Image.open(path) as im:
         im.load()
         if im.mode in ("P", "PA"):
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            # a palette of (near-)grays is a grayscale image or mask (e.g. DRIVE's 2nd_manual GIFs use
+            # (4,2,4)/(252,254,252)): one channel, not three
+            im = im.convert("L" if _gray_palette(im) else "RGBA" if "transparency" in im.info else "RGB")
         if im.mode in ("I;16", "I;16B", "I;16L"):
             data = np.asarray(im, dtype=np.uint16)
         else:
@@ -184,6 +186,17 @@ def _read_raster(path: Path) -> tuple[np.ndarray, ImageMeta]:
     data = np.ascontiguousarray(np.swapaxes(data, 1, 2))  # (C, H, W) -> (C, X=W, Y=H)
     meta = ImageMeta(str(path), image_suffix(path).lstrip("."), tuple(data.shape[1:]), (1.0, 1.0), np.eye(4))
     return data, meta
+
+
+def _gray_palette(im, tolerance: int = 8) -> bool:
+    """True when every palette colour the image uses has R, G, B within ``tolerance`` of each other."""
+    palette = im.getpalette()
+    if not palette:
+        return False
+    colours = np.asarray(palette, dtype=np.int16).reshape(-1, 3)
+    used = np.unique(np.asarray(im))
+    used = used[used < len(colours)]
+    return bool(np.all(np.ptp(colours[used], axis=1) <= tolerance))
 
 
 def _read_numpy(path: Path) -> tuple[np.ndarray, ImageMeta]:
