@@ -39,6 +39,8 @@ def train(data: Path = typer.Argument(..., help="Dataset: MedMNIST .npz, CSV tab
                            overrides, str(plan_file) if plan_file else None, seed, force, resume,
                            str(init_from) if init_from else None, not quiet, n_boot)
     metrics = train_classifier(options, echo=console.print)
+    if not metrics:  # a DDP worker process: the primary one reports
+        return
     _print_headline(metrics)
     console.print(f"run directory: {out}  (report: {out / 'report.html'})")
 

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported anywhere
 
@@ -54,6 +55,21 @@ if importlib.util.find_spec("medlearn.cli.demo") is not None:
     importlib.import_module("medlearn.cli.demo").register(app)
 
 
+def _typer_click_exceptions() -> Any:
+    """Typer >= 0.20 raises its vendored click's exceptions, older ones the click package's."""
+    try:
+        import typer._click.exceptions as vendored
+    except ImportError:
+        return None
+    return vendored
+
+
+_VENDORED = _typer_click_exceptions()
+_USAGE_ERRORS = (click.ClickException,) + ((_VENDORED.ClickException,) if _VENDORED else ())
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -67,14 +83,14 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except _ABORTS:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:  # unknown option, missing argument, bad value: usage line + message
         exc.show()
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except _EXITS as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun with --resume to continue", err=True)
         sys.exit(130)

@@ -27,6 +27,10 @@ def train(
     run = out or Path("runs") / f"segment-{dataset.resolve().name}"
     rd = train_segmentation(dataset, run, set_ or [], plan_file, force=force, resume=resume, progress=not quiet,
                             echo=typer.echo)
+    from medlearn.engine.distributed import is_primary_process
+
+    if not is_primary_process():  # a DDP worker: the primary process reports
+        return
     metrics = rd.read_metrics()
     val = metrics["validation"]
     typer.echo(f"run: {rd.path}")

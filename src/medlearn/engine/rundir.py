@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from medlearn.engine.distributed import is_primary_process
 from medlearn.errors import InputError, RunExistsError
 from medlearn.io import write_json, write_text
 
@@ -85,7 +86,11 @@ class RunDirectory:
 
         Raises RunExistsError for a finished run without ``force``, or an unfinished one without
         ``resume``/``force`` (so a second training never silently mixes with the first).
+        A DDP worker process (see :mod:`medlearn.engine.distributed`) finds the folder its primary
+        process already prepared and only reports whether that one resumes.
         """
+        if not is_primary_process():
+            return resume and self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
         if self.path.exists() and any(self.path.iterdir()):
             if force:
                 shutil.rmtree(self.path)

@@ -93,6 +93,9 @@ class ClassificationModule(pl.LightningModule):
         labels = torch.cat(self._val_labels)
         self._val_logits.clear()
         self._val_labels.clear()
+        if self.trainer.world_size > 1:  # DDP: each process saw a shard; score the whole validation set
+            logits = self.all_gather(logits).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
         loss = self.loss(logits, labels)
         proba = logits_to_proba(logits, self.plan.task).cpu().numpy()
         y = labels.cpu().numpy()

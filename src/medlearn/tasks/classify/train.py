@@ -17,6 +17,7 @@ import torch
 from medlearn.data.classification import ClassificationData, load_classification_data, resize_image
 from medlearn.data.fingerprint import fingerprint_classification
 from medlearn.data.splits import assign_splits, check_grouping, load_split_file, save_splits
+from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.engine.trainer import best_checkpoint, build_trainer
@@ -108,11 +109,12 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         plan.data.mean, plan.data.std = fit_normalization(data.images[splits == "train"], plan.data.normalization)
     images = normalize(data.images, plan.data.normalization, plan.data.mean, plan.data.std)
 
-    echo(f"Plan ({run.plan_file}):\n{plan.describe()}")
-    plan.save(run.plan_file)
-    run.write_config({k: v for k, v in vars(options).items()})
-    run.write_versions(options.seed)
-    save_splits(run.splits_file, splits, data.ids, options.seed)
+    if is_primary_process():
+        echo(f"Plan ({run.plan_file}):\n{plan.describe()}")
+        plan.save(run.plan_file)
+        run.write_config({k: v for k, v in vars(options).items()})
+        run.write_versions(options.seed)
+        save_splits(run.splits_file, splits, data.ids, options.seed)
 
     train_idx, val_idx = splits == "train", splits == "val"
     weights = None
@@ -134,6 +136,8 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         epochs_run.append(epochs)
         best_epochs.append(best_epoch)
     train_seconds = time.perf_counter() - started
+    if not is_primary_process():  # a DDP worker: the primary process saves, evaluates and reports
+        return {}
     net = members[0] if len(members) == 1 else EnsembleClassifier(members)
     net = net.eval()
     aggregator = None
@@ -190,9 +194,10 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
     if best:
         module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     net = module.net.eval()
-    with atomic_path(done) as tmp:
-        torch.save({"state_dict": net.state_dict(), "epochs": int(trainer.current_epoch),
-                    "best_epoch": _best_epoch(best)}, tmp)
+    if is_primary_process():
+        with atomic_path(done) as tmp:
+            torch.save({"state_dict": net.state_dict(), "epochs": int(trainer.current_epoch),
+                        "best_epoch": _best_epoch(best)}, tmp)
     return net, int(trainer.current_epoch), _best_epoch(best)
 
 

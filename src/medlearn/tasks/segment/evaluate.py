@@ -9,6 +9,7 @@ ROI mask only voxels inside it count. Label maps are ``(*S)`` integers, probabil
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,11 @@ def _surface_metrics(pred: np.ndarray, gt: np.ndarray, num_classes: int, spacing
     p = torch.nn.functional.one_hot(torch.from_numpy(pred.astype(np.int64)), num_classes).movedim(-1, 0)[None]
     g = torch.nn.functional.one_hot(torch.from_numpy(gt.astype(np.int64)), num_classes).movedim(-1, 0)[None]
     spacing_list = [float(s) for s in spacing]
-    hd = compute_hausdorff_distance(p, g, include_background=False, percentile=95, spacing=spacing_list)
-    asd = compute_average_surface_distance(p, g, include_background=False, symmetric=True, spacing=spacing_list)
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal get_mask_edges argument
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
+        hd = compute_hausdorff_distance(p, g, include_background=False, percentile=95, spacing=spacing_list)
+        asd = compute_average_surface_distance(p, g, include_background=False, symmetric=True,
+                                               spacing=spacing_list)
     return [float(v) for v in hd[0]], [float(v) for v in asd[0]]
 
 

@@ -124,6 +124,8 @@ class SegmentationModule(pl.LightningModule):
         if not self._val:
             return
         s = torch.stack(self._val).sum(0)
+        if self.trainer.world_size > 1:  # DDP: each process predicted a shard of the validation cases
+            s = self.all_gather(s).sum(0)
         dice = torch.where(s[:, 1] + s[:, 2] > 0, 2 * s[:, 0] / (s[:, 1] + s[:, 2]).clamp_min(1), torch.ones(1))
         self.log("val_dice", dice.mean(), prog_bar=True)
         self._val.clear()

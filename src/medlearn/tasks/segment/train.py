@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from medlearn.data.msd import fingerprint_msd_dataset, load_msd_dataset
+from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.io import write_json
@@ -70,18 +71,20 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
         plan = SegmentationPlan.load(rd.plan_file)
     else:
         plan = build_plan(dataset, override_dict)
-        plan.save(rd.plan_file)
-        rd.write_config({"task": "segment", "dataset": str(dataset), "overrides": override_dict,
-                         "plan_file": str(plan_file) if plan_file else None})
-        rd.write_versions(plan.train.seed)
-    if progress:
+        if is_primary_process():  # DDP workers re-derive the same plan and leave the files alone
+            plan.save(rd.plan_file)
+            rd.write_config({"task": "segment", "dataset": str(dataset), "overrides": override_dict,
+                             "plan_file": str(plan_file) if plan_file else None})
+            rd.write_versions(plan.train.seed)
+    if progress and is_primary_process():
         echo(plan.describe())
     seed_everything(plan.train.seed)
     configure_cpu_threads()
 
     names = [c.name for c in ds.training]
     train_names, val_names = split_cases(names, plan.train.val_fraction, plan.train.seed)
-    write_json(rd.splits_file, {"train": train_names, "val": val_names})
+    if is_primary_process():
+        write_json(rd.splits_file, {"train": train_names, "val": val_names})
     by_name = {c.name: c for c in ds.training}
     cache_dir = rd.path / "cache"
     train_cache = build_cache([by_name[n] for n in train_names], plan, cache_dir, plan.train.seed)
@@ -100,6 +103,8 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     trainer.fit(module, loader, val_loader,
                 ckpt_path=str(rd.last_checkpoint) if resuming and rd.last_checkpoint.exists() else None)
     train_seconds = time.perf_counter() - start
+    if not is_primary_process():  # a DDP worker: the primary process evaluates, saves and reports
+        return rd
     steps = int(trainer.global_step)
     best = best_checkpoint(trainer)
     if best:
