@@ -66,7 +66,7 @@ def test_two_process_ddp_segmentation_finishes_one_run(tmp_path):
     run = tmp_path / "segrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LOCAL_RANK", None)
-    proc = subprocess.run([str(MEDLEARN), "segment", "train", str(data), "-o", str(run), "--set", "train.devices=2",
+    proc = subprocess.run([str(MEDLEARN), "segment", "train", str(data), "-o", str(run), "--devices", "2",
                            "--set", "network.channels=[8,16,32]", "--set", "network.strides=[2,2]",
                            "--set", "train.patch_size=[32,32]", "--set", "train.batch_size=4",
                            "--set", "train.steps_per_epoch=5", "--set", "train.max_epochs=2",

@@ -18,14 +18,16 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite a finished run."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from last.ckpt."),
     set_: list[str] = typer.Option(None, "--set", help="Override a plan field, e.g. --set train.max_time_minutes=5"),
-    plan_file: Path = typer.Option(None, "--plan-file", help="YAML file of plan overrides."),
+    plan_file: Path = typer.Option(None, "--plan", "--plan-file", help="YAML file of plan overrides."),
+    devices: int = typer.Option(None, "--devices", help="Processes/GPUs for DDP (default: 1)."),
     quiet: bool = typer.Option(False, "--quiet", help="No plan print-out or progress bar."),
 ) -> None:
     """Plan from the dataset's fingerprint, print the plan, train, pick post-processing on validation."""
     from medlearn.tasks.segment.train import train_segmentation
 
     run = out or Path("runs") / f"segment-{dataset.resolve().name}"
-    rd = train_segmentation(dataset, run, set_ or [], plan_file, force=force, resume=resume, progress=not quiet,
+    overrides = [*(set_ or []), *([f"train.devices={devices}"] if devices else [])]
+    rd = train_segmentation(dataset, run, overrides, plan_file, force=force, resume=resume, progress=not quiet,
                             echo=typer.echo)
     from medlearn.engine.distributed import is_primary_process
 
