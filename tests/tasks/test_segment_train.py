@@ -95,3 +95,25 @@ def test_dicom_input_gives_dicom_seg(tmp_path):
     assert np.array_equal(np.squeeze(back.get_volume(combine_segments=True).array), asym.T)
     nifti = model.predict_files(series, tmp_path / "out2", dicom_output="nifti")
     assert nib.load(nifti[0]).shape[:2] == (source.Columns, source.Rows)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_channels_last_training_layout_gives_the_same_outputs_and_is_undone_after_fit(tmp_path, ndim):
+    import torch
+
+    from medlearn.tasks.segment.module import SegmentationModule
+    from medlearn.tasks.segment.train import build_plan
+
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=16, ndim=ndim)
+    plan = build_plan(data, {"network.channels": [4, 8], "network.strides": [2]})
+    assert plan.train.memory_format == "channels_last"
+    module = SegmentationModule(plan.to_dict()).eval()
+    x = torch.randn(2, plan.in_channels, *[16] * ndim)
+    before = module(x)
+    module.on_fit_start()
+    layout = torch.channels_last if ndim == 2 else torch.channels_last_3d
+    conv = next(p for p in module.net.parameters() if p.ndim == ndim + 2)
+    assert conv.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(module(x.contiguous(memory_format=layout)), before, rtol=1e-4, atol=1e-5)
+    module.on_fit_end()
+    assert conv.is_contiguous()

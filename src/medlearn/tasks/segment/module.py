@@ -69,6 +69,20 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    # -- memory layout ------------------------------------------------------------------------
+    def _layout(self) -> torch.memory_format | None:
+        if self.plan.train.memory_format != "channels_last":
+            return None
+        return torch.channels_last if self.plan.ndim == 2 else torch.channels_last_3d
+
+    def on_fit_start(self) -> None:
+        layout = self._layout()
+        if layout is not None:
+            self.net.to(memory_format=layout)
+
+    def on_fit_end(self) -> None:  # hand back an ordinary network (ONNX export, saving, inference)
+        self.net.to(memory_format=torch.contiguous_format)
+
     # -- schedule ---------------------------------------------------------------------------
     def progress(self) -> float:
         """Fraction of the budget used: the larger of the step and wall-clock fractions."""
@@ -101,6 +115,9 @@ class SegmentationModule(pl.LightningModule):
         # flips/rotations were done by the patch sampler (PatchDataset(flip_rotate=True))
         image, label, weight = augment_batch(image, label, weight, self.plan.train.augmentation, self.gen,
                                              flips=False)
+        layout = self._layout()
+        if layout is not None:
+            image = image.contiguous(memory_format=layout)
         loss = masked_dice_ce(self(image), label, weight, self.plan.train.loss)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=image.shape[0])
         return loss
