@@ -170,3 +170,31 @@ def test_keep_largest_component():
     labels[8, 8] = 1
     out = keep_largest_component(labels, 2)
     assert out[8, 8] == 0 and out[1:5, 1:5].all()
+
+
+def _one_hot_dice_ce(logits, label, weight, smooth=1e-5):
+    """The textbook form (one-hot labels, Milletari batch Dice over foreground + masked CE)."""
+    total = weight.sum().clamp_min(1.0)
+    ce = (torch.nn.functional.cross_entropy(logits, label, reduction="none") * weight).sum() / total
+    k = logits.shape[1]
+    probs = torch.softmax(logits, 1)[:, 1:]
+    onehot = torch.nn.functional.one_hot(label, k).movedim(-1, 1)[:, 1:].float()
+    w = weight.unsqueeze(1)
+    dims = (0, *range(2, logits.ndim))
+    inter = (probs * onehot * w).sum(dims)
+    denom = (probs * w).sum(dims) + (onehot * w).sum(dims)
+    return ce + 1 - ((2 * inter + smooth) / (denom + smooth)).mean()
+
+
+@pytest.mark.parametrize("shape, k", [((2, 8, 9), 2), ((2, 6, 5, 4), 7)])
+def test_masked_dice_ce_matches_the_one_hot_form_in_value_and_gradient(shape, k):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(shape[0], k, *shape[1:], generator=gen, requires_grad=True)
+    label = torch.randint(0, k, shape, generator=gen)
+    weight = (torch.rand(shape, generator=gen) > 0.3).float()
+    ours = masked_dice_ce(logits, label, weight)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    reference = _one_hot_dice_ce(logits, label, weight)
+    (grad_ref,) = torch.autograd.grad(reference, logits)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-4, atol=1e-7)

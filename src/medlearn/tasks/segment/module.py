@@ -14,7 +14,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
 from medlearn.nets import build_network
 from medlearn.tasks.segment.augment import augment_batch
@@ -34,22 +33,28 @@ def masked_dice_ce(logits: torch.Tensor, label: torch.Tensor, weight: torch.Tens
                    smooth: float = 1e-5) -> torch.Tensor:
     """Dice (batch, foreground classes) + cross-entropy, both restricted to ``weight > 0``.
 
-    ``logits (B, K, *P)``, ``label (B, *P)``, ``weight (B, *P)``.
+    ``logits (B, K, *P)``, ``label (B, *P)`` int64, ``weight (B, *P)`` float. Written without a
+    one-hot ``(B, K, *P)`` label tensor: the intersection and label volume per class are scattered
+    from the true-class probabilities, which keeps 3D patches with dozens of classes cheap (one
+    log-softmax serves both terms).
     """
+    k = logits.shape[1]
     total = weight.sum().clamp_min(1.0)
+    logp = torch.log_softmax(logits, 1)
+    logp_true = logp.gather(1, label.unsqueeze(1)).squeeze(1)  # (B, *P)
     loss = logits.new_zeros(())
     if kind in ("dice_ce", "ce"):
-        ce = F.cross_entropy(logits, label, reduction="none")
-        loss = loss + (ce * weight).sum() / total
+        loss = loss - (logp_true * weight).sum() / total
     if kind in ("dice_ce", "dice"):
-        k = logits.shape[1]
-        probs = torch.softmax(logits, 1)[:, 1:]
-        onehot = F.one_hot(label, k).movedim(-1, 1)[:, 1:].float()
-        w = weight.unsqueeze(1)
-        dims = (0, *range(2, logits.ndim))
-        inter = (probs * onehot * w).sum(dims)
-        denom = (probs * w).sum(dims) + (onehot * w).sum(dims)
-        loss = loss + 1 - ((2 * inter + smooth) / (denom + smooth)).mean()
+        flat_label = label.reshape(-1)
+        flat_weight = weight.reshape(-1).to(logits.dtype)
+        zeros = logits.new_zeros(k)
+        inter = zeros.index_add(0, flat_label, logp_true.exp().reshape(-1) * flat_weight)  # (K,)
+        label_volume = zeros.index_add(0, flat_label, flat_weight)  # (K,)
+        probs = logp.exp().reshape(logits.shape[0], k, -1)  # (B, K, N)
+        pred_volume = torch.einsum("bkn,bn->k", probs, weight.reshape(weight.shape[0], -1).to(logits.dtype))
+        dice = (2 * inter[1:] + smooth) / (pred_volume[1:] + label_volume[1:] + smooth)
+        loss = loss + 1 - dice.mean()
     return loss
 
 
