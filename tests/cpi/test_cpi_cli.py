@@ -30,7 +30,8 @@ def main(args):
     cli_main.main(args)
 
 TINY = ["--set", "train.max_epochs=2", "--set", "net.embed_dim=8", "--set", "net.filters=4",
-        "--set", "net.hidden=[16]", "--set", "net.protein_kernel=4", "--set", "train.batch_size=16"]
+        "--set", "net.hidden=[16]", "--set", "net.protein_kernel=4", "--set", "train.batch_size=16",
+        "--set", "train.ensemble=2", "--set", "train.threads=1"]
 
 
 def _run_main(args):
@@ -67,6 +68,8 @@ def test_train_predict_evaluate(tmp_path, capsys):
     assert _run_main(["cpi", "predict", str(run), str(csv), "-o", str(pred_csv), "--smiles", "drug"]) == 0
     df = pd.read_csv(pred_csv)
     assert len(df) == 31 and df["prediction"].iloc[:30].notna().all() and np.isnan(df["prediction"].iloc[30])
+    assert (df["prediction_std"].iloc[:30] >= 0).all() and df["prediction_std"].iloc[:30].max() > 0
+    assert len(metrics["ensemble"]["test_members"]) == 2
     assert _run_main(["cpi", "evaluate", str(run), str(csv), "--smiles", "drug", "--value", "affinity"]) == 0
     assert json.loads((run / "evaluation.json").read_text())["n"] == 30
 

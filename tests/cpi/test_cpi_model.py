@@ -14,7 +14,7 @@ from medlearn.cpi.plan import CPIPlan
 
 TINY = {"net.embed_dim": 16, "net.filters": 8, "net.hidden": [32], "net.protein_kernel": 4,
         "net.compound_kernel": 3, "train.batch_size": 32, "train.max_epochs": 25, "train.patience": 100,
-        "train.lr": 0.003}
+        "train.lr": 0.003, "train.ensemble": 1}
 
 
 def test_deepdta_shapes_and_unique_batching():

@@ -139,7 +139,7 @@ def load_pairs_csv(path: str | Path, smiles_column: str | None = None, sequence_
 
     Rows with an unparsable SMILES or an empty/non-letter sequence are reported and skipped.
     """
-    from medlearn.chem.data import parse_smiles, read_csv
+    from medlearn.chem.data import numeric_column, parse_smiles, read_csv
 
     df = read_csv(path)
     src = str(path)
@@ -148,13 +148,7 @@ def load_pairs_csv(path: str | Path, smiles_column: str | None = None, sequence_
     v_col = _pick(df, value_column, VALUE_COLUMNS, "value", src, required=require_values)
     y = np.full(len(df), np.nan)
     if v_col is not None:
-        values = pd.to_numeric(df[v_col], errors="coerce")
-        bad = values.isna() & df[v_col].notna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(src, f"value column '{v_col}' has a non-numeric value {df[v_col].iloc[first]!r} "
-                             f"(row {first})", "values must be numbers")
-        y = values.to_numpy(dtype=np.float64)
+        y = numeric_column(df, v_col, src, "value", "values must be numbers")
     smiles_raw = df[s_col].astype("string").fillna("").str.strip().tolist()
     seq_raw = df[q_col].astype("string").fillna("").str.strip().str.upper().tolist()
     keep, invalid = [], []

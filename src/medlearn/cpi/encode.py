@@ -50,3 +50,30 @@ def kmer_features(sequences: Sequence[str], k_max: int = 3) -> np.ndarray:
                 out[r] = counts / len(windows) * np.sqrt(size)
         blocks.append(out)
     return np.concatenate(blocks, axis=1)
+
+
+def fit_kmer_projection(features: np.ndarray, n_components: int = 256) -> dict[str, np.ndarray]:
+    """Standardise k-mer features ``(P, K)`` and fit their top principal components (Pearson 1901).
+
+    Fitted on the training proteins only (unsupervised). Returns ``mean`` / ``std`` ``(K,)``,
+    ``components`` ``(K, k)`` with ``k = min(n_components, P - 1, K)`` (at least 1) and ``scale``
+    ``()`` (standard deviation of the first component) so the projected features are O(1).
+    """
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2 or len(X) < 1:
+        raise ValueError(f"need a (P, K) feature matrix with P >= 1, got shape {X.shape}")
+    mean = X.mean(0)
+    std = X.std(0) + 1e-6
+    Z = (X - mean) / std
+    k = max(1, min(n_components, len(X) - 1, X.shape[1]))
+    _, _, vt = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
+    components = vt[:k].T  # (K, k)
+    first = (Z @ components[:, 0]).std()
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
+            "components": components.astype(np.float32), "scale": np.float32(first + 1e-6)}
+
+
+def apply_kmer_projection(features: np.ndarray, projection: dict[str, np.ndarray]) -> np.ndarray:
+    """``(P, K)`` k-mer features -> ``(P, k)`` float32 principal-component scores (see ``fit_kmer_projection``)."""
+    Z = (np.asarray(features, dtype=np.float32) - projection["mean"]) / projection["std"]
+    return (Z @ projection["components"] / projection["scale"]).astype(np.float32)

@@ -16,13 +16,14 @@ class ProteinGroupedBatchSampler(Sampler[list[int]]):
 
     Each epoch: proteins in random order, pairs of a protein in random order, the concatenation cut
     into windows of ``batch_size * mix`` pairs, each window shuffled and split into ``mix`` batches,
-    and the batch order shuffled. ``mix`` large = ordinary random batches; every pair is seen once
-    per epoch either way.
+    and the batch order shuffled. ``mix`` large = nearly random batches, ``mix = 0`` = ordinary
+    random batches (for cheap protein branches such as k-mer features); every pair is seen once per
+    epoch either way. Yields lists of ``<= batch_size`` pair positions.
     """
 
     def __init__(self, protein_idx: np.ndarray, batch_size: int, mix: int = 4, seed: int = 0) -> None:
-        if batch_size < 1 or mix < 1:
-            raise ValueError(f"batch_size and mix must be >= 1, got {batch_size}, {mix}")
+        if batch_size < 1 or mix < 0:
+            raise ValueError(f"batch_size must be >= 1 and mix >= 0, got {batch_size}, {mix}")
         self.protein_idx = np.asarray(protein_idx)
         self.batch_size = batch_size
         self.mix = mix
@@ -36,6 +37,11 @@ class ProteinGroupedBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
         n = len(self.protein_idx)
+        if self.mix == 0:
+            order = rng.permutation(n)
+            for s in range(0, n, self.batch_size):
+                yield order[s:s + self.batch_size].tolist()
+            return
         rank = rng.permutation(int(self.protein_idx.max()) + 1)[self.protein_idx]
         order = np.lexsort((rng.random(n), rank))  # by shuffled protein, random within protein
         window = self.batch_size * self.mix
@@ -61,12 +67,17 @@ class AffinityModule(pl.LightningModule):
     """
 
     def __init__(self, net: torch.nn.Module, compounds: torch.Tensor, proteins: torch.Tensor, task: str,
-                 y_mean: float = 0.0, y_std: float = 1.0, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+                 y_mean: float = 0.0, y_std: float = 1.0, lr: float = 1e-3, weight_decay: float = 0.0,
+                 lr_schedule: str = "none", lr_patience: int = 5) -> None:
         super().__init__()
+        if lr_schedule not in ("none", "plateau"):
+            raise ValueError(f"lr_schedule must be 'none' or 'plateau', got {lr_schedule!r}")
         self.net = net
         self.task = task
         self.lr = lr
         self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.lr_patience = lr_patience
         self.register_buffer("compounds", compounds, persistent=False)
         self.register_buffer("proteins", proteins, persistent=False)
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
@@ -113,7 +124,15 @@ class AffinityModule(pl.LightningModule):
             self.log("val_ci", m["ci"])
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        """Adam (Kingma & Ba 2015); ``lr_schedule="plateau"`` halves the learning rate when the
+        validation metric has not improved for ``lr_patience`` epochs (``ReduceLROnPlateau``)."""
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "none":
+            return opt
+        monitor, mode = monitor_for(self.task)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=self.lr_patience,
+                                                           min_lr=self.lr / 64)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor, "interval": "epoch"}}
 
 
 def monitor_for(task: str) -> tuple[str, str]:

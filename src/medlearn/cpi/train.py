@@ -65,8 +65,10 @@ def split_pairs(table: InteractionTable, plan: CPIPlan, seed: int) -> dict[str, 
     return {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
 
 
-def _metrics(model: AffinityModel, table: InteractionTable, idx: np.ndarray) -> dict:
-    pred = model.predict_table(table, idx)
+def _metrics(model: AffinityModel, table: InteractionTable, idx: np.ndarray,
+             members: np.ndarray | None = None) -> dict:
+    """Metrics of the (ensemble-mean) prediction; ``members`` ``(M, N)`` saves re-predicting."""
+    pred = model.predict_table(table, idx) if members is None else members.mean(0)
     y = table.y[idx]
     if model.task_ == "classification":
         from sklearn.metrics import average_precision_score, roc_auc_score
@@ -91,7 +93,7 @@ def train_cpi(opts: CPITrainOptions, echo: Callable[[str], None] = print) -> dic
     splits = split_pairs(table, plan, opts.seed)
     run = RunDirectory(Path(opts.out))
     resuming = run.prepare(force=opts.force, resume=opts.resume)
-    configure_cpu_threads()
+    configure_cpu_threads(plan.train.threads or None)
     echo(plan.describe())
     plan.save(run.plan_file)
     run.write_config({k: v for k, v in vars(opts).items() if k not in ("force", "resume", "progress")})
@@ -103,10 +105,13 @@ def train_cpi(opts: CPITrainOptions, echo: Callable[[str], None] = print) -> dic
     train_seconds = time.perf_counter() - t0
     model.save(run.model_file, extra={"data": opts.data, "dataset": opts.dataset})
     metrics: dict = {"task": model.task_, "train_seconds": round(train_seconds, 1), "history": model.history_,
-                     "n_pairs": {k: len(v) for k, v in splits.items()},
-                     "val": _metrics(model, table, splits["val"])}
-    if len(splits["test"]):
-        metrics["test"] = _metrics(model, table, splits["test"])
+                     "n_pairs": {k: len(v) for k, v in splits.items()}}
+    parts = ["val", "test"] if len(splits["test"]) else ["val"]
+    per_part = {part: model.predict_members(table, splits[part]) for part in parts}
+    for part in parts:
+        metrics[part] = _metrics(model, table, splits[part], per_part[part])
+    if len(model.nets_) > 1:
+        metrics["ensemble"] = _ensemble_summary(model, table, splits, per_part)
     _write_report(run, metrics, model, table, splits)
     write_json(run.metrics_file, metrics)
     for part in ("val", "test"):
@@ -115,12 +120,31 @@ def train_cpi(opts: CPITrainOptions, echo: Callable[[str], None] = print) -> dic
     return metrics
 
 
+def _ensemble_summary(model: AffinityModel, table: InteractionTable, splits: dict[str, np.ndarray],
+                      per_part: dict[str, np.ndarray]) -> dict:
+    """Per-member metrics and how well the member spread (std) ranks the absolute error."""
+    from scipy.stats import spearmanr
+
+    out: dict = {"members": len(model.nets_)}
+    for part, preds in per_part.items():
+        idx = splits[part]
+        out[f"{part}_members"] = [_metrics(model, table, idx, p[None]) for p in preds]
+        if model.task_ == "regression" and len(idx) > 2:
+            std = preds.std(0)
+            err = np.abs(preds.mean(0) - table.y[idx])
+            out[f"{part}_spread"] = {"mean_std": float(std.mean()),
+                                     "spearman_std_vs_abs_error": float(spearmanr(std, err).statistic)}
+    return out
+
+
 def _write_report(run: RunDirectory, metrics: dict, model: AffinityModel, table: InteractionTable,
                   splits: dict[str, np.ndarray]) -> None:
     from medlearn.evaluation.report import Report
 
-    report = Report("Compound-protein interaction", f"DeepDTA-style model ({model.plan.net.compound} compound, "
-                                                   f"{model.plan.net.protein} protein branch), task {model.task_}")
+    n = model.plan.net
+    report = Report("Compound-protein interaction",
+                    f"DeepDTA-style model ({n.compound} compound, {n.protein} protein branch, {n.head} head, "
+                    f"{len(model.nets_)} member(s)), task {model.task_}")
     for part in ("val", "test"):
         if part in metrics:
             report.add_metrics(metrics[part], caption=f"{part} pairs")
@@ -141,19 +165,18 @@ def _write_report(run: RunDirectory, metrics: dict, model: AffinityModel, table:
         fig.tight_layout()
         report.add_figure(fig, "test_scatter", caption="Test pairs: predicted vs measured")
     curves = run.logs_dir / "metrics.csv"
-    if curves.exists():
-        try:
-            from medlearn.evaluation.plots import plot_training_curves
-
-            report.add_figure(plot_training_curves(curves), "training_curves", caption="Training curves")
-        except Exception:  # a report without curves beats no report
-            pass
+    if not curves.exists():  # ensemble: the first member's curves
+        curves = run.logs_dir / "member0" / "metrics.csv"
+    report.add_training_curves(curves)
     report.write(run.report_file)
 
 
 def predict_cpi(run_path: str | Path, data: str | Path, out: str | Path, smiles_column: str | None = None,
                 sequence_column: str | None = None) -> int:
-    """Write ``data`` rows with a ``prediction`` column to ``out`` (invalid rows get an empty one)."""
+    """Write ``data`` rows with a ``prediction`` column to ``out`` (invalid rows get an empty one).
+
+    An ensemble also writes ``prediction_std``, the spread of its members (an uncertainty).
+    """
     from medlearn.chem.data import read_csv
     from medlearn.cpi.data import load_pairs_csv
     from medlearn.io import atomic_path
@@ -161,11 +184,15 @@ def predict_cpi(run_path: str | Path, data: str | Path, out: str | Path, smiles_
     run = RunDirectory(Path(run_path)).require_finished()
     model = AffinityModel.load(run.model_file)
     table = load_pairs_csv(data, smiles_column, sequence_column, None, require_values=False)
-    pred = model.predict_table(table)
+    pred, std = model.predict_table(table, return_std=True)
     df = read_csv(data)
     col = np.full(len(df), np.nan)
     col[table.rows] = pred
     df["prediction"] = col
+    if len(model.nets_) > 1:
+        col_std = np.full(len(df), np.nan)
+        col_std[table.rows] = std
+        df["prediction_std"] = col_std
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False)
     return len(table.rows)
