@@ -75,4 +75,5 @@ def test_two_process_ddp_segmentation_finishes_one_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["training"]["steps"] > 0 and "validation" in metrics
-    assert "error" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Grad strides do not match" not in proc.stderr  # layout set before DDP wraps the model

@@ -110,7 +110,7 @@ def test_channels_last_training_layout_gives_the_same_outputs_and_is_undone_afte
     module = SegmentationModule(plan.to_dict()).eval()
     x = torch.randn(2, plan.in_channels, *[16] * ndim)
     before = module(x)
-    module.on_fit_start()
+    module.setup("fit")
     layout = torch.channels_last if ndim == 2 else torch.channels_last_3d
     conv = next(p for p in module.net.parameters() if p.ndim == ndim + 2)
     assert conv.is_contiguous(memory_format=layout)

@@ -80,9 +80,10 @@ class SegmentationModule(pl.LightningModule):
             return None
         return torch.channels_last if self.plan.ndim == 2 else torch.channels_last_3d
 
-    def on_fit_start(self) -> None:
+    def setup(self, stage: str) -> None:
+        # before the strategy wraps the model: DDP's gradient buckets must see the final layout
         layout = self._layout()
-        if layout is not None:
+        if stage == "fit" and layout is not None:
             self.net.to(memory_format=layout)
 
     def on_fit_end(self) -> None:  # hand back an ordinary network (ONNX export, saving, inference)
