@@ -81,7 +81,6 @@ def parse_smiles(smiles: str):
         RDLogger.EnableLog("rdApp.*")
 
 
-
 def numeric_column(df: pd.DataFrame, column: str, source: str, role: str, hint: str) -> np.ndarray:
     """``(N,)`` float64 values of ``df[column]``; empty cells -> NaN, any other non-number -> InputError."""
     values = pd.to_numeric(df[column], errors="coerce")
@@ -91,6 +90,7 @@ def numeric_column(df: pd.DataFrame, column: str, source: str, role: str, hint: 
         raise InputError(source, f"{role} column '{column}' has a non-numeric value {df[column].iloc[first]!r} "
                          f"(row {first})", hint)
     return values.to_numpy(dtype=np.float64)
+
 
 def read_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)

@@ -115,8 +115,7 @@ def train_run(data: str | Path, out: str | Path, smiles_column: str | None = Non
                       "seed": seed, "task": task_type, "set": list(set_items or []),
                       "plan": str(plan_file) if plan_file else None,
                       **{k: v for k, v in overrides.items() if v is not None}})
-    if not quiet:
-        print(plan.describe().rstrip(), flush=True)
+    _log(plan.describe().rstrip(), quiet)
     write_json(run.splits_file, split_to_rows(parts, table))
     _log(f"plan: {plan.task_type}, {len(plan.targets)} task(s), split {split} "
          f"{plan.sizes['train']}/{plan.sizes['val']}/{plan.sizes['test']}, model {plan.model}, "

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2)
     except _EXITS as exc:
-        sys.exit(getattr(exc, "exit_code", 0))
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted: rerun with --resume to continue", err=True)
         sys.exit(130)

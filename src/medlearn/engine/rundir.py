@@ -81,6 +81,10 @@ class RunDirectory:
     def is_finished(self) -> bool:
         return self.metrics_file.exists()
 
+    def has_last_checkpoint(self) -> bool:
+        """True when a ``last.ckpt`` (of the run, or of an ensemble member) is there to resume from."""
+        return self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
+
     def prepare(self, *, force: bool = False, resume: bool = False) -> bool:
         """Create the folder. Returns True when an interrupted run should be resumed.
 
@@ -90,7 +94,7 @@ class RunDirectory:
         process already prepared and only reports whether that one resumes.
         """
         if not is_primary_process():
-            return resume and self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
+            return resume and self.has_last_checkpoint()
         if self.path.exists() and any(self.path.iterdir()):
             if force:
                 shutil.rmtree(self.path)
@@ -99,7 +103,7 @@ class RunDirectory:
                                      "pass --force to overwrite it or choose another -o")
             elif resume:
                 self.logs_dir.mkdir(parents=True, exist_ok=True)
-                return self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
+                return self.has_last_checkpoint()
             else:
                 raise RunExistsError(self.path, "an unfinished run is here",
                                      "pass --resume to continue it or --force to start over")

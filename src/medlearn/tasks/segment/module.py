@@ -47,12 +47,12 @@ def masked_dice_ce(logits: torch.Tensor, label: torch.Tensor, weight: torch.Tens
         loss = loss - (logp_true * weight).sum() / total
     if kind in ("dice_ce", "dice"):
         flat_label = label.reshape(-1)
-        flat_weight = weight.reshape(-1).to(logits.dtype)
+        w = weight.to(logits.dtype).reshape(weight.shape[0], -1)  # (B, N)
         zeros = logits.new_zeros(k)
-        inter = zeros.index_add(0, flat_label, logp_true.exp().reshape(-1) * flat_weight)  # (K,)
-        label_volume = zeros.index_add(0, flat_label, flat_weight)  # (K,)
+        inter = zeros.index_add(0, flat_label, (logp_true.exp().reshape(w.shape) * w).reshape(-1))  # (K,)
+        label_volume = zeros.index_add(0, flat_label, w.reshape(-1))  # (K,)
         probs = logp.exp().reshape(logits.shape[0], k, -1)  # (B, K, N)
-        pred_volume = torch.einsum("bkn,bn->k", probs, weight.reshape(weight.shape[0], -1).to(logits.dtype))
+        pred_volume = torch.einsum("bkn,bn->k", probs, w)
         dice = (2 * inter[1:] + smooth) / (pred_volume[1:] + label_volume[1:] + smooth)
         loss = loss + 1 - dice.mean()
     return loss
