@@ -85,10 +85,9 @@ def plain_loop(plan, x: np.ndarray, y: np.ndarray, steps: int, warmup: int) -> f
 def medlearn_pipeline(plan, x: np.ndarray, y: np.ndarray, steps: int, warmup: int, defaults: bool) -> float:  # noqa: ANN001
     """it/s of medlearn's LightningModule + trainer (checkpoints, CSV logs) on the same data."""
     from medlearn.engine.rundir import RunDirectory
-    from medlearn.engine.trainer import build_trainer
+    from medlearn.engine.trainer import build_trainer, ema_callbacks
     from medlearn.tasks.classify.dataset import ImageArrayDataset, make_loader
     from medlearn.tasks.classify.module import ClassificationModule
-    from medlearn.tasks.classify.train import ema_callbacks
 
     torch.manual_seed(0)
     p = plan.from_dict(plan.to_dict())
@@ -99,7 +98,7 @@ def medlearn_pipeline(plan, x: np.ndarray, y: np.ndarray, steps: int, warmup: in
     timer = StepTimer(warmup)
     trainer = build_trainer(run, max_epochs=1000, monitor="train_loss", mode="min", patience=None,
                             max_steps=steps + warmup, enable_progress_bar=False,
-                            extra_callbacks=[timer, *ema_callbacks(p)])
+                            extra_callbacks=[timer, *ema_callbacks(p.train.ema_decay)])
     module = ClassificationModule(p.to_dict())
     trainer.fit(module, make_loader(ImageArrayDataset(x, y), p.train.batch_size, True, 0))
     return timer.steps / timer.elapsed

@@ -161,6 +161,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
                 errors.append(exc)
         raise errors[-1] if errors else InputError(source, f"'{key}' has an invalid value {value!r}")
     if origin is typing.Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):  # YAML 1.1 reads on/off as booleans
+            value = "on" if value else "off"
         if value not in args:
             raise InputError(source, f"'{key}' must be one of {', '.join(map(str, args))}, got {value!r}")
         return value

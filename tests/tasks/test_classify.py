@@ -248,3 +248,22 @@ def test_multilabel_and_ordinal_tasks(tmp_path: Path) -> None:
     ordinal = json.loads((tmp_path / "ord" / "metrics.json").read_text())
     assert ordinal["task"] == "ordinal" and "qwk" in ordinal["test"] and "mae" in ordinal["test"]
     assert json.loads((tmp_path / "ord" / "plan.json").read_text())["label_names"] == ["low", "mid", "high"]
+
+
+def test_flip_tta_averages_the_four_training_flips() -> None:
+    from medlearn.tasks.classify.predict import flip_views, predict_proba
+
+    x = torch.arange(2 * 1 * 3 * 4, dtype=torch.float32).reshape(2, 1, 3, 4)
+    views = flip_views(x)
+    assert len(views) == 4 and len({tuple(v.flatten().tolist()) for v in views}) == 4
+    assert len(flip_views(torch.zeros(2, 1, 3, 4, 5))) == 4  # 3D: flips of the first two axes only
+
+    class TopLeft(torch.nn.Module):  # a net that sees one corner pixel: not flip-invariant
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return torch.stack([t[:, 0, 0, 0], -t[:, 0, 0, 0]], 1)
+
+    images = x.numpy()
+    plain = predict_proba(TopLeft(), images, "multiclass")
+    averaged = predict_proba(TopLeft(), images, "multiclass", tta=True)
+    expected = np.mean([predict_proba(TopLeft(), v.numpy(), "multiclass") for v in views], 0)
+    assert np.allclose(averaged, expected) and not np.allclose(averaged, plain)

@@ -43,6 +43,27 @@ def test_overfits_a_square_and_predicts(tmp_path):
     assert np.allclose(torch_model.predict_proba(image), seg.predict_proba(image), atol=1e-4)
 
 
+def test_compiled_training_with_ema_saves_the_averaged_network(tmp_path):
+    import torch
+
+    from medlearn.tasks.segment.module import build_segmentation_net
+
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=32)
+    overrides = {**TINY_2D, "train.max_epochs": 1, "train.steps_per_epoch": 3, "train.compile": "on",
+                 "train.ema_decay": 0.5}
+    seg = Segmenter(overrides=overrides).fit(data, tmp_path / "run")
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"]
+    expected = build_segmentation_net(seg.plan_).state_dict().keys()
+    assert saved.keys() == expected  # no "_orig_mod." prefixes from torch.compile
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["training"]["steps"] == 3
+    # the checkpoint holds the EMA weights as its state_dict, the raw ones apart; the model is the EMA
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=False)
+    averaged = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
+    raw = {k.removeprefix("net."): v for k, v in ckpt["current_model_state"].items()}
+    name = next(k for k in saved if k.endswith("weight") and saved[k].ndim == 4)
+    assert torch.equal(saved[name], averaged[name]) and not torch.equal(saved[name], raw[name])
+
+
 def test_3d_prediction_keeps_the_nifti_affine(tmp_path):
     affine = np.array([[0, 0, 1.5, -20], [-1.2, 0, 0, 30], [0, 1.0, 0, 5], [0, 0, 0, 1]])
     data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=16, ndim=3, affine=affine, n_test=1)

@@ -7,11 +7,18 @@ import pytest
 import torch
 
 from medlearn.errors import InputError
+from medlearn.plan import parse_overrides
 from medlearn.tasks.segment.augment import augment_batch
 from medlearn.tasks.segment.data import CachedCase, crop_patch
 from medlearn.tasks.segment.evaluate import case_metrics, keep_largest_component, pooled_binary_metrics
 from medlearn.tasks.segment.module import build_segmentation_net, masked_dice_ce
-from medlearn.tasks.segment.plan import SegmentationPlan, make_plan, plan_patch_size, plan_topology
+from medlearn.tasks.segment.plan import (
+    SegmentationPlan,
+    make_plan,
+    plan_patch_size,
+    plan_topology,
+    should_compile,
+)
 from medlearn.tasks.segment.predictor import SlidingWindowPredictor, export_onnx, onnx_session
 from medlearn.tasks.segment.preprocess import preprocess_case
 
@@ -43,6 +50,17 @@ def test_plan_overrides_are_checked():
     with pytest.raises(InputError, match="multiples of 16"):
         plan.apply_overrides({"train.patch_size": [100, 100]}).validate()
     assert SegmentationPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_compile_only_for_long_runs_and_on_off_survive_yaml():
+    plan = make_plan(_fingerprint())
+    assert should_compile(plan.train)  # default: 30 min budget, 250 000 planned steps
+    short = plan.apply_overrides({"train.max_epochs": 2, "train.steps_per_epoch": 10})
+    assert not should_compile(short.train)
+    # YAML 1.1 reads on/off as booleans; the plan takes them back as the strings they were
+    forced = plan.apply_overrides(parse_overrides(["train.compile=on", "inference.largest_component=off"]))
+    assert forced.train.compile == "on" and forced.inference.largest_component == "off"
+    assert not should_compile(plan.apply_overrides(parse_overrides(["train.compile=off"])).train)
 
 
 def test_preprocess_zscore_inside_roi_and_zero_outside():

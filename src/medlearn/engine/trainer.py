@@ -39,6 +39,18 @@ def resolve_devices(devices: int | None, accelerator: str = "auto") -> tuple[str
     return accelerator, n, strategy
 
 
+def ema_callbacks(decay: float | None) -> list[Callback]:
+    """Lightning's EMA weight averaging (Polyak & Juditsky 1992) when ``decay`` is set, else none.
+
+    Validation then scores the averaged weights and checkpoints store them as ``state_dict``.
+    """
+    if not decay:
+        return []
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    return [EMAWeightAveraging(decay=decay)]
+
+
 def build_trainer(
     run_dir: RunDirectory,
     max_epochs: int,

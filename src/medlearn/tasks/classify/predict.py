@@ -12,18 +12,25 @@ def predict_proba(net: torch.nn.Module, images: np.ndarray, task: str, batch_siz
                   tta: bool = False) -> np.ndarray:
     """Class probabilities ``(N, K)`` for normalised images ``(N, C, *spatial)``.
 
-    ``tta`` averages the probabilities of the image and its flip along the first spatial axis.
+    ``tta`` averages the probabilities over the flips training augments with: every combination of
+    flips along the first two spatial axes (4 views).
     """
     net.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], dtype=np.float32))
-            proba = logits_to_proba(net(x), task)
-            if tta:
-                proba = 0.5 * (proba + logits_to_proba(net(torch.flip(x, dims=[2])), task))
+            views = flip_views(x) if tta else [x]
+            proba = torch.stack([logits_to_proba(net(v), task) for v in views]).mean(0)
             out.append(proba.numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def flip_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """``x (B, C, *S)`` and its flips along every subset of the first two spatial axes."""
+    axes = list(range(2, min(x.ndim, 4)))
+    subsets = [[]] + [[a] for a in axes] + ([axes] if len(axes) == 2 else [])
+    return [x.flip(dims) if dims else x for dims in subsets]
 
 
 def embed_images(net: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -20,7 +20,7 @@ from medlearn.data.splits import assign_splits, check_grouping, load_split_file,
 from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
-from medlearn.engine.trainer import best_checkpoint, build_trainer
+from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
 from medlearn.errors import InputError
 from medlearn.io import atomic_path, write_json
 from medlearn.nets.classification import EnsembleClassifier
@@ -184,7 +184,7 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
     trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor,
                             "min" if "loss" in plan.train.monitor else "max", plan.train.patience, plan.train.devices,
                             plan.train.accelerator, plan.train.max_minutes, enable_progress_bar=options.progress,
-                            extra_callbacks=ema_callbacks(plan), checkpoint_dir=member_dir,
+                            extra_callbacks=ema_callbacks(plan.train.ema_decay), checkpoint_dir=member_dir,
                             log_version=f"member{k}" if several else "")
     last = member_dir / "last.ckpt"
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
@@ -200,14 +200,6 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
                         "best_epoch": _best_epoch(best)}, tmp)
     return net, int(trainer.current_epoch), _best_epoch(best)
 
-
-def ema_callbacks(plan: ClassificationPlan) -> list:
-    """Lightning's EMA weight averaging when the plan asks for it (validation then uses EMA weights)."""
-    if not plan.train.ema_decay:
-        return []
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
-    return [EMAWeightAveraging(decay=plan.train.ema_decay)]
 
 
 def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,

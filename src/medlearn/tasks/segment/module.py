@@ -17,7 +17,7 @@ import torch
 
 from medlearn.nets import build_network
 from medlearn.tasks.segment.augment import augment_batch
-from medlearn.tasks.segment.plan import SegmentationPlan
+from medlearn.tasks.segment.plan import SegmentationPlan, should_compile
 from medlearn.tasks.segment.predictor import SlidingWindowPredictor
 
 
@@ -70,6 +70,9 @@ class SegmentationModule(pl.LightningModule):
         self.elapsed_before = 0.0  # training seconds from earlier (resumed) sessions
         self._start: float | None = None
         self._val: list[torch.Tensor] = []
+        # the training forward; a compiled view of self.net (kept out of the module tree so the
+        # state_dict keys stay those of self.net) when the plan compiles
+        self.__dict__["_train_forward"] = self.net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -85,9 +88,14 @@ class SegmentationModule(pl.LightningModule):
         layout = self._layout()
         if stage == "fit" and layout is not None:
             self.net.to(memory_format=layout)
+        if stage == "fit" and should_compile(self.plan.train):
+            from medlearn.engine.compile import compiled_forward
+
+            self.__dict__["_train_forward"] = compiled_forward(self.net)
 
     def on_fit_end(self) -> None:  # hand back an ordinary network (ONNX export, saving, inference)
         self.net.to(memory_format=torch.contiguous_format)
+        self.__dict__["_train_forward"] = self.net
 
     # -- schedule ---------------------------------------------------------------------------
     def progress(self) -> float:
@@ -124,7 +132,7 @@ class SegmentationModule(pl.LightningModule):
         layout = self._layout()
         if layout is not None:
             image = image.contiguous(memory_format=layout)
-        loss = masked_dice_ce(self(image), label, weight, self.plan.train.loss)
+        loss = masked_dice_ce(self._train_forward(image), label, weight, self.plan.train.loss)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=image.shape[0])
         return loss
 

@@ -56,7 +56,7 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     """Train on an MSD dataset into the run directory ``run``; returns it (finished)."""
     import lightning.pytorch as pl  # noqa: F401  (imported early for clear import errors)
 
-    from medlearn.engine.trainer import best_checkpoint, build_trainer
+    from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
     from medlearn.tasks.segment.module import SegmentationModule
 
     dataset = Path(dataset)
@@ -98,7 +98,7 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     module = SegmentationModule(plan.to_dict())
     trainer = build_trainer(rd, max_epochs=t.max_epochs, monitor="val_dice", mode="max", patience=t.patience,
                             devices=t.devices, max_time_minutes=t.max_time_minutes,
-                            enable_progress_bar=progress)
+                            enable_progress_bar=progress, extra_callbacks=ema_callbacks(t.ema_decay))
     start = time.perf_counter()
     trainer.fit(module, loader, val_loader,
                 ckpt_path=str(rd.last_checkpoint) if resuming and rd.last_checkpoint.exists() else None)
@@ -106,7 +106,7 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     if not is_primary_process():  # a DDP worker: the primary process evaluates, saves and reports
         return rd
     steps = int(trainer.global_step)
-    best = best_checkpoint(trainer)
+    best = best_checkpoint(trainer) if t.checkpoint == "best_val" else None
     if best:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
@@ -123,7 +123,7 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     metrics = {
         "task": "segment",
         "dataset": str(dataset),
-        "best_checkpoint": Path(best).name if best else None,
+        "weights": Path(best).name if best else "final",
         "training": {"steps": steps, "seconds": round(train_seconds, 1),
                      "steps_per_second": round(steps / max(train_seconds, 1e-9), 3),
                      "patches_seen": steps * t.batch_size},
