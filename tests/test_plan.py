@@ -19,6 +19,9 @@ def test_rules_follow_the_data() -> None:
     big = plan_classification(_fp([1024, 1024]), 5000, [2500, 2500])
     assert max(big.input_size) == 256 and big.data.resize == [256, 256] and big.imbalance.strategy == "none"
     assert big.train.batch_size < small.train.batch_size
+    # small sets: a 5-member deep ensemble, ~400 steps per member; large sets: one model, ~1200 steps
+    assert small.train.ensemble == 5 and small.train.max_epochs == 50  # 8 steps/epoch of 64 images
+    assert big.train.ensemble == 1
     ct = plan_classification(_fp([64, 64, 64], 3, -1024, 3000), 100, [10, 200])
     assert ct.data.normalization == "ct" and ct.model.network == "resnet10" and ct.imbalance.strategy == "oversample"
 

@@ -1,10 +1,11 @@
+import locale
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from medlearn.data.images import read_image, write_image
+from medlearn.data.images import keep_locale, read_image, write_image
 from medlearn.errors import InputError
 
 
@@ -38,17 +39,20 @@ def test_dicom_series_folder_reads_as_one_volume(tmp_path: Path) -> None:
     folder.mkdir()
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    for z in range(4):
-        sl = sitk.GetImageFromArray(volume[z])
-        sl.SetSpacing((0.5, 0.7))
-        sl.SetMetaData("0020|0032", f"0\\0\\{z * 2.5}")  # image position: 2.5 mm apart
-        sl.SetMetaData("0020|0037", "1\\0\\0\\0\\1\\0")
-        sl.SetMetaData("0020|000e", "1.2.3.4")
-        sl.SetMetaData("0020|0013", str(z))
-        sl.SetMetaData("0008|0060", "CT")
-        writer.SetFileName(str(folder / f"s{z}.dcm"))
-        writer.Execute(sl)
+    with keep_locale():  # GDCM's writer leaves the process in the C locale
+        for z in range(4):
+            sl = sitk.GetImageFromArray(volume[z])
+            sl.SetSpacing((0.5, 0.7))
+            sl.SetMetaData("0020|0032", f"0\\0\\{z * 2.5}")  # image position: 2.5 mm apart
+            sl.SetMetaData("0020|0037", "1\\0\\0\\0\\1\\0")
+            sl.SetMetaData("0020|000e", "1.2.3.4")
+            sl.SetMetaData("0020|0013", str(z))
+            sl.SetMetaData("0008|0060", "CT")
+            writer.SetFileName(str(folder / f"s{z}.dcm"))
+            writer.Execute(sl)
+    encoding = locale.getpreferredencoding(False)
     array, meta = read_image(folder)
+    assert locale.getpreferredencoding(False) == encoding  # reading DICOM leaves the locale alone
     assert array.shape == (1, 5, 6, 4)  # (C, X, Y, Z)
     np.testing.assert_allclose(meta.spacing, (0.5, 0.7, 2.5), atol=1e-4)
     np.testing.assert_array_equal(array[0, :, :, 2], volume[2].T)

@@ -23,8 +23,8 @@ from medlearn.tasks.segment.predictor import SlidingWindowPredictor, export_onnx
 from medlearn.tasks.segment.preprocess import preprocess_case
 
 
-def _fingerprint(ndim=2, shape=(565, 584), name="R", channels=1):
-    return {"ndim": ndim, "num_channels": channels, "labels": {"background": 0, "vessel": 1},
+def _fingerprint(ndim=2, shape=(565, 584), name="R", channels=1, cases=100):
+    return {"ndim": ndim, "num_channels": channels, "num_training": cases, "labels": {"background": 0, "vessel": 1},
             "channel_names": {str(c): name for c in range(channels)}, "file_ending": ".png",
             "intensity": {str(c): {"name": name, "mean": 10.0, "std": 5.0, "percentile_00_5": -100.0,
                                    "percentile_99_5": 300.0} for c in range(channels)},
@@ -40,6 +40,8 @@ def test_plan_rules_2d_3d_and_ct():
     assert plan3.preprocessing.ct_stats[0] == [-100.0, 300.0, 10.0, 5.0]
     assert plan_patch_size([20, 400], 2)[0] < plan_patch_size([20, 400], 2)[1]
     assert plan_topology([32, 32], max_pools=4) == ([16, 32, 64], [2, 2])
+    # few annotated cases: elastic deformation and erasing on top of the default augmentation
+    assert plan.train.augmentation == "default" and make_plan(_fingerprint(cases=20)).train.augmentation == "strong"
 
 
 def test_plan_overrides_are_checked():

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         data = bundled_breastmnist()
         console.print(f"medlearn demo: BreastMNIST ({data.name}, CC BY 4.0, MedMNIST v2) -> {out}")
-        # One model instead of the default 3-member ensemble keeps the demo under ~5 CPU minutes.
+        # One model instead of the default 5-member ensemble keeps the demo under ~5 CPU minutes.
         metrics = train_classifier(TrainOptions(str(data), str(out), force=force, progress=not quiet,
                                                 overrides=["train.ensemble=1"]), echo=console.print)
         _print_headline(metrics)

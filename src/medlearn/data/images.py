@@ -13,6 +13,9 @@ naming the file.
 
 from __future__ import annotations
 
+import contextlib
+import locale
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,11 +144,24 @@ def _itk_to_array(image, path: Path, fmt: str) -> tuple[np.ndarray, ImageMeta]:
     return arr, meta
 
 
+@contextlib.contextmanager
+def keep_locale() -> Iterator[None]:
+    """Restore the process locale after SimpleITK/GDCM, which set the C (ASCII) locale when they
+    read or write DICOM and leave it so: every later ``open()`` without an encoding (here or in
+    torch's compiler) would then fail on non-ASCII text."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def _read_itk(path: Path) -> tuple[np.ndarray, ImageMeta]:
     import SimpleITK as sitk
 
     fmt = "dicom" if image_suffix(path) in (".dcm", ".dicom") else image_suffix(path).lstrip(".")
-    return _itk_to_array(sitk.ReadImage(str(path)), path, fmt)
+    with keep_locale():
+        return _itk_to_array(sitk.ReadImage(str(path)), path, fmt)
 
 
 def _read_dicom_series(folder: Path) -> tuple[np.ndarray, ImageMeta]:
@@ -153,12 +169,13 @@ def _read_dicom_series(folder: Path) -> tuple[np.ndarray, ImageMeta]:
     import SimpleITK as sitk
 
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise InputError(folder, "folder holds no DICOM series", "point to a DICOM series folder or an image file")
-    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
-    reader.SetFileNames(files)
-    arr, meta = _itk_to_array(reader.Execute(), folder, "dicom")
+    with keep_locale():
+        series = reader.GetGDCMSeriesIDs(str(folder))
+        if not series:
+            raise InputError(folder, "folder holds no DICOM series", "point to a DICOM series folder or an image file")
+        files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+        reader.SetFileNames(files)
+        arr, meta = _itk_to_array(reader.Execute(), folder, "dicom")
     meta.extra["n_series"] = len(series)
     meta.extra["files"] = [str(f) for f in files]
     return arr, meta
@@ -254,7 +271,8 @@ def write_image(path: str | Path, array: np.ndarray, like: ImageMeta | None = No
             img.SetSpacing([float(s) for s in spacing])
             img.SetOrigin([float(o) for o in lps[:nd, 3]])
             img.SetDirection([float(d) for d in (lps[:nd, :nd] / spacing[None, :]).ravel()])
-            sitk.WriteImage(img, str(tmp))
+            with keep_locale():
+                sitk.WriteImage(img, str(tmp))
         elif suffix in NUMPY_SUFFIXES:
             with open(tmp, "wb") as fh:
                 np.save(fh, arr)

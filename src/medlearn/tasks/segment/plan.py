@@ -11,7 +11,9 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
 - topology: halve the patch until the bottleneck is >= 8 voxels (at most 4 poolings on CPU), features
   doubling from 16 up to 256;
 - loss: Dice + cross-entropy (masked to the ROI); foreground oversampling 1/3 of the patches;
-- augmentation: flips and 90-degree rotations in-plane, plus light affine, intensity and noise.
+- augmentation: flips and 90-degree rotations in-plane, plus light affine, intensity and noise;
+  with fewer than SMALL_DATASET_CASES training cases also elastic deformation and random erasing
+  (the U-Net paper's remedy for few annotated images, Ronneberger et al. 2015);
 - optimiser Adam 1e-3 with polynomial decay over the time budget (30 min on CPU); an "epoch" (one
   validation + checkpoint) is 250 steps in 2D, 100 in 3D.
 """
@@ -131,6 +133,7 @@ class SegmentationPlan(Plan):
 
 
 COMPILE_MIN_STEPS = 2000
+SMALL_DATASET_CASES = 50
 
 
 def should_compile(train: TrainSection) -> bool:
@@ -196,6 +199,7 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
         else:
             normalization.append("zscore")
             ct_stats.append([])
+    n_cases = int(fingerprint.get("num_training", SMALL_DATASET_CASES))
     patch = plan_patch_size(fingerprint["median_shape"], ndim)
     channels, strides = plan_topology(patch, max_pools=4)
     batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
@@ -217,6 +221,7 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
         ),
         network=NetworkSection(name=network, channels=channels, strides=strides),
         # 3D steps cost ~5x a 2D step on CPU: validate (and checkpoint) every 100 steps, not 250
-        train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100),
+        train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
+                           augmentation="strong" if n_cases < SMALL_DATASET_CASES else "default"),
     )
     return plan
