@@ -140,7 +140,8 @@ def main() -> None:
     text = (f"# DRIVE: medlearn segment (defaults{', overrides ' + str(overrides) if overrides else ''})\n\n"
             + "\n".join(rows)
             + f"\n\nTraining: {tr['steps']} steps in {tr['seconds']} s ({tr['steps_per_second']} it/s, "
-            f"{tr['patches_seen']} patches); load average at start {load_start[0]:.1f}. "
+            f"{tr['patches_seen']} patches) on {torch.get_num_threads()} CPU thread(s); load average at start "
+            f"{load_start[0]:.1f}. "
             f"Goal: F1 >= 0.82 and AUC >= 0.98 within 30 min of CPU training.\n")
     write_text(res_dir / f"{args.tag}.md", text)
     print(text)

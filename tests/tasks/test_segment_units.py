@@ -42,6 +42,7 @@ def test_plan_rules_2d_3d_and_ct():
     assert plan_topology([32, 32], max_pools=4) == ([16, 32, 64], [2, 2])
     # few annotated cases: elastic deformation and erasing on top of the default augmentation
     assert plan.train.augmentation == "default" and make_plan(_fingerprint(cases=20)).train.augmentation == "strong"
+    assert make_plan(_fingerprint(ndim=3, shape=(64, 64, 64), cases=1)).train.augmentation == "default"
 
 
 def test_plan_overrides_are_checked():
@@ -57,6 +58,7 @@ def test_plan_overrides_are_checked():
 def test_compile_only_for_long_runs_and_on_off_survive_yaml():
     plan = make_plan(_fingerprint())
     assert should_compile(plan.train)  # default: 30 min budget, 250 000 planned steps
+    assert not should_compile(make_plan(_fingerprint(ndim=3, shape=(64, 64, 64))).train)  # 2D only
     short = plan.apply_overrides({"train.max_epochs": 2, "train.steps_per_epoch": 10})
     assert not should_compile(short.train)
     # YAML 1.1 reads on/off as booleans; the plan takes them back as the strings they were
