@@ -142,8 +142,8 @@ class AffinityModel:
 
         t = self.plan.train
         seed = self.seed + k
-        single = t.ensemble == 1  # a single model keeps the plain RUN/checkpoints, RUN/logs layout
-        ckpt_dir = run_dir.checkpoints_dir if single else run_dir.checkpoints_dir / f"member{k}"
+        tag = run_dir.member_tag(k, t.ensemble)
+        ckpt_dir = run_dir.checkpoints_dir / tag
         done = ckpt_dir / MEMBER_FILE
         seed_everything(seed)
         net = self._build_net()
@@ -165,7 +165,7 @@ class AffinityModel:
         minutes = t.max_time_minutes / t.ensemble if t.max_time_minutes else None
         trainer = build_trainer(run_dir, max_epochs=t.max_epochs, monitor=monitor, mode=mode, patience=t.patience,
                                 max_time_minutes=minutes, enable_progress_bar=progress, checkpoint_dir=ckpt_dir,
-                                log_version="" if single else f"member{k}")
+                                log_version=tag)
         last = ckpt_dir / "last.ckpt"
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume and last.exists() else None)
         best = best_checkpoint(trainer)

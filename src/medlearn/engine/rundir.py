@@ -81,6 +81,12 @@ class RunDirectory:
     def is_finished(self) -> bool:
         return self.metrics_file.exists()
 
+    @staticmethod
+    def member_tag(k: int, n_members: int) -> str:
+        """Sub-folder name of ensemble member ``k`` under ``checkpoints/`` and ``logs/``; "" for a
+        single model, which keeps the plain layout."""
+        return f"member{k}" if n_members > 1 else ""
+
     def has_last_checkpoint(self) -> bool:
         """True when a ``last.ckpt`` (of the run, or of an ensemble member) is there to resume from."""
         return self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))

@@ -166,7 +166,8 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
     Returns (network with the best-validation weights, epochs run, best epoch).
     """
     several = plan.train.ensemble > 1
-    member_dir = run.checkpoints_dir / f"member{k}" if several else run.checkpoints_dir
+    tag = RunDirectory.member_tag(k, plan.train.ensemble)
+    member_dir = run.checkpoints_dir / tag
     done = member_dir / "member.pt"
     if done.exists():  # finished before an interruption: reuse, don't retrain
         saved = torch.load(done, map_location="cpu", weights_only=False)
@@ -185,7 +186,7 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
                             "min" if "loss" in plan.train.monitor else "max", plan.train.patience, plan.train.devices,
                             plan.train.accelerator, plan.train.max_minutes, enable_progress_bar=options.progress,
                             extra_callbacks=ema_callbacks(plan.train.ema_decay), checkpoint_dir=member_dir,
-                            log_version=f"member{k}" if several else "")
+                            log_version=tag)
     last = member_dir / "last.ckpt"
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
     if trainer.interrupted:  # never let an interrupted run look finished
@@ -199,7 +200,6 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
             torch.save({"state_dict": net.state_dict(), "epochs": int(trainer.current_epoch),
                         "best_epoch": _best_epoch(best)}, tmp)
     return net, int(trainer.current_epoch), _best_epoch(best)
-
 
 
 def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,
