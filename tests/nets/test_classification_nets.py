@@ -33,9 +33,15 @@ def test_init_schemes_change_weight_scale() -> None:
     assert xavier_std == pytest.approx((2 / 2000) ** 0.5, rel=0.05)
 
 
-def test_ensemble_averages_logits() -> None:
-    members = [build_network("smallcnn", spatial_dims=2, in_channels=1, num_outputs=2, widths=(4, 8)) for _ in range(2)]
-    ens = EnsembleClassifier(members).eval()
+def test_ensemble_averages_probabilities() -> None:
+    members = [build_network("smallcnn", spatial_dims=2, in_channels=1, num_outputs=3, widths=(4, 8)) for _ in range(2)]
     x = torch.randn(3, 1, 8, 8)
-    torch.testing.assert_close(ens(x), (members[0](x) + members[1](x)) / 2)
+    ens = EnsembleClassifier(members).eval()
+    mean_softmax = (members[0](x).softmax(1) + members[1](x).softmax(1)) / 2
+    torch.testing.assert_close(ens(x).softmax(1), mean_softmax)
+    sig = EnsembleClassifier(members, link="sigmoid").eval()
+    mean_sigmoid = (members[0](x).sigmoid() + members[1](x).sigmoid()) / 2
+    torch.testing.assert_close(sig(x).sigmoid(), mean_sigmoid)
+    with pytest.raises(ValueError, match="link"):
+        EnsembleClassifier(members, link="mean")
     assert ens.embed(x).shape == (3, 16)

@@ -173,6 +173,18 @@ def test_ensemble_of_two_members(tiny_npz: Path, tmp_path: Path) -> None:
     assert (tmp_path / "ens" / "logs" / "member1" / "metrics.csv").exists()
 
 
+def test_final_checkpoint_runs_the_whole_schedule(tiny_npz: Path, tmp_path: Path) -> None:
+    run = tmp_path / "final"
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(run), *FAST, "--set", "train.checkpoint=final",
+             "--set", "train.patience=1", "--set", "train.max_epochs=4", "--set", "train.ema_decay=null"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["training"]["epochs_per_member"] == [4]  # patience is ignored: no early stopping
+    kept = torch.load(run / "checkpoints" / "member.pt", weights_only=False)["state_dict"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for name, tensor in kept.items():
+        torch.testing.assert_close(tensor, last[f"net.{name}"])
+
+
 def test_ordinal_probabilities_and_loss() -> None:
     logits = torch.tensor([[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
     proba = logits_to_proba(logits, "ordinal")

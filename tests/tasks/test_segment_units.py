@@ -78,6 +78,23 @@ def test_preprocess_zscore_inside_roi_and_zero_outside():
     assert np.all(pre.image[0][roi == 0] == 0)
 
 
+def test_clahe_raises_local_contrast_in_dark_regions():
+    plain_plan = make_plan(_fingerprint(channels=3, name="G"))
+    plan = plain_plan.apply_overrides(parse_overrides(["preprocessing.normalization=[clahe,clahe,clahe]"]))
+    rng = np.random.default_rng(0)
+    background = np.linspace(20, 200, 64, dtype=np.float32)[None, None, :]  # dark left, bright right
+    image = np.repeat(background + rng.normal(0, 2, (1, 64, 64)).astype(np.float32), 3, axis=0)
+    image[:, 30:34, 4:12] += 10.0  # a faint vessel in the dark part
+    roi = np.ones((64, 64), np.uint8)
+    plain = preprocess_case("x", image, (1.0, 1.0), plain_plan, roi=roi).image[0]
+    clahe = preprocess_case("x", image, (1.0, 1.0), plan, roi=roi).image[0]
+    assert abs(clahe.mean()) < 1e-4 and abs(clahe.std() - 1) < 1e-3
+    contrast = lambda x: x[30:34, 4:12].mean() - x[20:26, 4:12].mean()  # noqa: E731
+    assert contrast(clahe) > 2 * contrast(plain) > 0
+    with pytest.raises(InputError, match="normalization"):
+        plan.apply_overrides(parse_overrides(["preprocessing.normalization=[clahe,zscor,clahe]"])).validate()
+
+
 def test_preprocess_resamples_to_target_spacing():
     plan = make_plan(_fingerprint(ndim=3, shape=(8, 8, 8)))
     plan.preprocessing.target_spacing = [1.0, 1.0, 1.0]

@@ -39,16 +39,41 @@ def resolve_devices(devices: int | None, accelerator: str = "auto") -> tuple[str
     return accelerator, n, strategy
 
 
-def ema_callbacks(decay: float | None) -> list[Callback]:
-    """Lightning's EMA weight averaging (Polyak & Juditsky 1992) when ``decay`` is set, else none.
+def warmup_ema(max_decay: float):
+    """Foreach EMA update for :class:`torch.optim.swa_utils.AveragedModel` with a warm-up.
 
-    Validation then scores the averaged weights and checkpoints store them as ``state_dict``.
+    The decay at update ``n`` is ``min(max_decay, (1 + n) / (10 + n))`` (the TensorFlow
+    ``ExponentialMovingAverage(num_updates=...)`` rule): early on the average follows the weights
+    closely, so a short run's average is never dominated by the random initialisation, and the
+    horizon grows with the run (about the last 10% of the updates) until ``max_decay`` caps it.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        decay = min(max_decay, (1 + n) / (10 + n))
+        floating = [(a, c) for a, c in zip(averaged, current, strict=True) if torch.is_floating_point(a)]
+        if floating:
+            torch._foreach_lerp_([a for a, _ in floating], [c for _, c in floating], 1 - decay)
+        for a, c in zip(averaged, current, strict=True):  # integer buffers (e.g. BatchNorm counters): copy
+            if not torch.is_floating_point(a):
+                a.copy_(c)
+
+    return update
+
+
+def ema_callbacks(decay: float | None) -> list[Callback]:
+    """EMA weight averaging (Polyak & Juditsky 1992) with :func:`warmup_ema`, updated every step,
+    when ``decay`` is set; else none.
+
+    Validation then scores the averaged weights, checkpoints store them as ``state_dict`` (and the
+    average itself, so ``--resume`` continues it), and training ends with them in the model.
     """
     if not decay:
         return []
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from lightning.pytorch.callbacks import WeightAveraging
 
-    return [EMAWeightAveraging(decay=decay)]
+    return [WeightAveraging(multi_avg_fn=warmup_ema(decay))]
 
 
 def build_trainer(

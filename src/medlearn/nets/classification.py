@@ -39,21 +39,34 @@ class EmbeddingClassifier(nn.Module):
 
 
 class EnsembleClassifier(nn.Module):
-    """Average of the logits of ``members`` (deep ensemble, Lakshminarayanan et al. 2017).
+    """Deep ensemble (Lakshminarayanan et al. 2017): the members' predicted probabilities are averaged.
 
+    Output stays logits ``(N, K)`` so every consumer treats it as a single network: with
+    ``link="softmax"`` (binary, multi-class) ``log(mean softmax)``, whose softmax is the mean
+    probability; with ``link="sigmoid"`` (multi-label, ordinal) ``logit(mean sigmoid)``.
     ``embed`` concatenates the members' embeddings ``(N, sum F_k)``.
     """
 
-    def __init__(self, members: Sequence[EmbeddingClassifier]) -> None:
+    def __init__(self, members: Sequence[EmbeddingClassifier], link: str = "softmax") -> None:
         super().__init__()
+        if link not in ("softmax", "sigmoid"):
+            raise ValueError(f"link must be 'softmax' or 'sigmoid', not {link!r}")
         self.members = nn.ModuleList(members)
         self.embed_dim = sum(m.embed_dim for m in members)
+        self.link = link
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.embed(x) for m in self.members], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(x) for m in self.members]).mean(0)
+        logits = torch.stack([m(x) for m in self.members])  # (M, N, K)
+        log_m = torch.log(torch.tensor(float(len(self.members)), dtype=logits.dtype))
+        if self.link == "softmax":
+            return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - log_m
+        # logit(mean p) = log(mean p) - log(mean (1 - p)), computed in log space
+        log_p = torch.logsumexp(nn.functional.logsigmoid(logits), dim=0) - log_m
+        log_q = torch.logsumexp(nn.functional.logsigmoid(-logits), dim=0) - log_m
+        return log_p - log_q
 
 
 def _conv(spatial_dims: int) -> type[nn.Module]:

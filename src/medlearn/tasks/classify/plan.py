@@ -50,8 +50,11 @@ class TrainSection:
     scheduler: Literal["cosine", "none"] = "cosine"
     label_smoothing: float = 0.0
     ema_decay: float | None = None  # exponential moving average of weights (None: off)
-    ensemble: int = 1  # members trained with seeds seed..seed+n-1; logits averaged
+    ensemble: int = 1  # members trained with seeds seed..seed+n-1; probabilities averaged
     monitor: str = "val_auc"
+    # best_val: the checkpoint best on the monitored validation metric (early stopping after `patience`);
+    # final: the weights at the end of the full schedule (no early stopping; validation only reports).
+    checkpoint: Literal["best_val", "final"] = "best_val"
     max_minutes: float | None = None
     devices: int | None = None
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"

@@ -32,7 +32,7 @@ from medlearn.tasks.classify.dataset import (
     oversampling_weights,
 )
 from medlearn.tasks.classify.model_io import load_backbone_weights, save_classifier
-from medlearn.tasks.classify.module import ClassificationModule, build_classifier_network
+from medlearn.tasks.classify.module import ClassificationModule, build_classifier_network, ensemble_link
 from medlearn.tasks.classify.patient import PatientAggregator, fit_patient_aggregator, patient_bags
 from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
 from medlearn.tasks.classify.predict import embed_images
@@ -138,7 +138,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     train_seconds = time.perf_counter() - started
     if not is_primary_process():  # a DDP worker: the primary process saves, evaluates and reports
         return {}
-    net = members[0] if len(members) == 1 else EnsembleClassifier(members)
+    net = members[0] if len(members) == 1 else EnsembleClassifier(members, link=ensemble_link(plan.task))
     net = net.eval()
     aggregator = None
     if plan.patient.aggregation != "none" and data.patient_ids is not None:
@@ -163,7 +163,8 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
                  ) -> tuple[torch.nn.Module, int, int | None]:
     """Train ensemble member ``k`` (seed ``seed + k``) or reload it if an earlier attempt finished it.
 
-    Returns (network with the best-validation weights, epochs run, best epoch).
+    Returns (network with the best-validation or final weights, per ``plan.train.checkpoint``; epochs run;
+    best epoch).
     """
     several = plan.train.ensemble > 1
     tag = RunDirectory.member_tag(k, plan.train.ensemble)
@@ -182,17 +183,18 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
         echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
     if several:
         echo(f"Ensemble member {k + 1}/{plan.train.ensemble} (seed {options.seed + k})")
+    final = plan.train.checkpoint == "final"
     trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor,
-                            "min" if "loss" in plan.train.monitor else "max", plan.train.patience, plan.train.devices,
-                            plan.train.accelerator, plan.train.max_minutes, enable_progress_bar=options.progress,
-                            extra_callbacks=ema_callbacks(plan.train.ema_decay), checkpoint_dir=member_dir,
-                            log_version=tag)
+                            "min" if "loss" in plan.train.monitor else "max", None if final else plan.train.patience,
+                            plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
+                            enable_progress_bar=options.progress, extra_callbacks=ema_callbacks(plan.train.ema_decay),
+                            checkpoint_dir=member_dir, log_version=tag)
     last = member_dir / "last.ckpt"
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
     if trainer.interrupted:  # never let an interrupted run look finished
         raise KeyboardInterrupt
     best = best_checkpoint(trainer)
-    if best:
+    if best and not final:
         module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     net = module.net.eval()
     if is_primary_process():

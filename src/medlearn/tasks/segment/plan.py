@@ -16,19 +16,22 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
   random erasing (the U-Net paper's remedy for few annotated images, Ronneberger et al. 2015;
   chosen on DRIVE validation images; 3D is unmeasured, so it keeps the default level);
 - optimiser Adam 1e-3 with polynomial decay over the time budget (30 min on CPU); an "epoch" (one
-  validation + checkpoint) is 250 steps in 2D, 100 in 3D.
+  validation + checkpoint) is 250 steps in 2D, 100 in 3D; the model is an exponential moving average
+  of the weights (Polyak & Juditsky 1992) with a warm-up, so it suits short and long budgets alike;
+- colour photographs can use ``clahe`` normalisation (local contrast equalisation before the z-score);
+  it is not a default: on DRIVE validation it matched plain z-scoring (AUC .9717 vs .9714, F1 .7797 vs .7811).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from medlearn.nets.segmentation import SEGMENTATION_NETWORKS, required_divisor
 from medlearn.plan import Plan
 
-Normalization = Literal["zscore", "ct", "none"]
+Normalization = Literal["zscore", "clahe", "ct", "none"]
 
 
 @dataclass
@@ -131,9 +134,17 @@ class SegmentationPlan(Plan):
                              f"got {len(self.network.channels)}")
         if not 0 <= self.train.foreground_oversampling <= 1:
             raise InputError("train.foreground_oversampling", "must be between 0 and 1")
+        schemes = get_args(Normalization)
+        unknown = [n for n in self.preprocessing.normalization if n not in schemes]
+        if unknown or len(self.preprocessing.normalization) != len(self.preprocessing.input_channels):
+            raise InputError("preprocessing.normalization", f"{self.preprocessing.normalization} needs one of "
+                             f"{', '.join(schemes)} per input channel ({len(self.preprocessing.input_channels)})")
 
 
 COMPILE_MIN_STEPS = 2000
+# Weight EMA cap; with the warm-up (engine.trainer.warmup_ema) the average spans ~ the last 10% of a
+# run, capped at ~2000 steps. DRIVE validation: pooled AUC .9720 / F1 .7844 vs .9714 / .7811 without.
+EMA_DECAY = 0.9995
 SMALL_DATASET_CASES = 50
 
 
@@ -224,6 +235,7 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
         network=NetworkSection(name=network, channels=channels, strides=strides),
         # 3D steps cost ~5x a 2D step on CPU: validate (and checkpoint) every 100 steps, not 250
         train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
+                           ema_decay=EMA_DECAY,
                            augmentation="strong" if ndim == 2 and n_cases < SMALL_DATASET_CASES else "default"),
     )
     return plan

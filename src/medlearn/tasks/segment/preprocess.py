@@ -41,6 +41,21 @@ def resample(array: np.ndarray, shape: tuple[int, ...], mode: str) -> np.ndarray
     return F.interpolate(t, size=shape, mode=interp, **kwargs)[0].numpy()
 
 
+def local_contrast(channel: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of one 2D channel ``(X, Y)`` -> ``[0, 1]``.
+
+    CLAHE (Zuiderveld 1994) evens out the uneven illumination of colour photographs (fundus,
+    dermoscopy) so that intensities mean the same thing across images; intensities are first scaled
+    to ``[0, 1]`` by the 0.5/99.5 percentiles inside ``region`` (the field of view, when known).
+    """
+    from skimage.exposure import equalize_adapthist
+
+    values = channel[region] if region is not None else channel
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    scaled = np.clip((channel - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    return equalize_adapthist(scaled).astype(np.float32)
+
+
 def normalise(image: np.ndarray, roi: np.ndarray | None, plan: SegmentationPlan) -> np.ndarray:
     """Per-channel normalisation from the plan; returns float32 ``(C, *spatial)``."""
     out = np.empty(image.shape, np.float32)
@@ -50,7 +65,9 @@ def normalise(image: np.ndarray, roi: np.ndarray | None, plan: SegmentationPlan)
         if scheme == "ct":
             lo, hi, mean, std = plan.preprocessing.ct_stats[c]
             x = (np.clip(x, lo, hi) - mean) / max(std, 1e-6)
-        elif scheme == "zscore":
+        elif scheme in ("zscore", "clahe"):
+            if scheme == "clahe":
+                x = local_contrast(x, region)
             values = x[region] if region is not None else x
             x = (x - values.mean()) / max(float(values.std()), 1e-6)
         out[c] = x
