@@ -61,11 +61,13 @@ def plain_monai_steps(net, cases, patch: int, batch: int, steps: int, seed: int)
 
 
 def medlearn_steps(plan, cases, steps: int, run_dir: Path) -> tuple[float, float]:
-    """Seconds for ``steps`` Lightning training steps of medlearn's module, and for the 3 warm-up steps
-    before them (which include the one-off ``torch.compile`` when the plan compiles)."""
+    """Seconds for ``steps`` Lightning training steps of medlearn's module (with the plan's weight EMA),
+    and for the 3 warm-up steps before them (which include the one-off ``torch.compile`` when the plan
+    compiles)."""
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
 
+    from medlearn.engine.trainer import ema_callbacks
     from medlearn.tasks.segment.data import PatchDataset
     from medlearn.tasks.segment.module import SegmentationModule
 
@@ -87,7 +89,8 @@ def medlearn_steps(plan, cases, steps: int, run_dir: Path) -> tuple[float, float
                                      t.seed, flip_rotate=t.augmentation != "none"),
                         batch_size=t.batch_size, num_workers=0)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Timer()],
+                         enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[Timer(), *ema_callbacks(t.ema_decay)],
                          default_root_dir=str(run_dir), limit_val_batches=0)
     trainer.fit(module, loader)
     return Timer.end - Timer.start, Timer.start - Timer.first
