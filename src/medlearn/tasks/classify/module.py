@@ -11,21 +11,16 @@ from sklearn.metrics import roc_auc_score
 
 from medlearn.nets import build_network
 from medlearn.nets.classification import EnsembleClassifier
-from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
+from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba, probability_link
 from medlearn.tasks.classify.plan import ClassificationPlan
 from medlearn.transforms.batch import augment_images
-
-
-def ensemble_link(task: str) -> str:
-    """How a task's logits become probabilities (and so how ensemble members are averaged)."""
-    return "sigmoid" if task in ("multilabel", "ordinal") else "softmax"
 
 
 def build_classifier_network(plan: ClassificationPlan, single: bool = False) -> torch.nn.Module:
     """The plan's network; an ``EnsembleClassifier`` of ``plan.train.ensemble`` copies unless ``single``."""
     if plan.train.ensemble > 1 and not single:
         return EnsembleClassifier([build_classifier_network(plan, single=True) for _ in range(plan.train.ensemble)],
-                                  link=ensemble_link(plan.task))
+                                  link=probability_link(plan.task))
     kwargs: dict[str, Any] = dict(spatial_dims=plan.spatial_dims, in_channels=plan.in_channels,
                                   num_outputs=plan.num_outputs, input_size=plan.input_size,
                                   dropout=plan.model.dropout, init=plan.model.init)

@@ -7,22 +7,28 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def probability_link(task: str) -> str:
+    """The function from a task's logits to its (per-output) probabilities: "softmax" (binary,
+    multiclass) or "sigmoid" (multilabel, ordinal); ensembles average on that scale."""
+    return "sigmoid" if task in ("multilabel", "ordinal") else "softmax"
+
+
 def logits_to_proba(logits: torch.Tensor, task: str) -> torch.Tensor:
     """``(N, K)`` probabilities. Binary/multiclass: softmax. Multilabel: sigmoid per label.
 
     Ordinal: the ``K-1`` logits are cumulative ``P(y > k)`` (Cao et al., CORAL, 2020); they are made
     monotone with a running minimum and differenced into ``K`` class probabilities.
     """
+    if probability_link(task) == "softmax":
+        return torch.softmax(logits, dim=1)
     if task == "multilabel":
         return torch.sigmoid(logits)
-    if task == "ordinal":
-        greater = torch.cummin(torch.sigmoid(logits), dim=1).values
-        ones = torch.ones_like(greater[:, :1])
-        zeros = torch.zeros_like(greater[:, :1])
-        upper = torch.cat([ones, greater], dim=1)
-        lower = torch.cat([greater, zeros], dim=1)
-        return (upper - lower).clamp_min(0)
-    return torch.softmax(logits, dim=1)
+    greater = torch.cummin(torch.sigmoid(logits), dim=1).values  # ordinal
+    ones = torch.ones_like(greater[:, :1])
+    zeros = torch.zeros_like(greater[:, :1])
+    upper = torch.cat([ones, greater], dim=1)
+    lower = torch.cat([greater, zeros], dim=1)
+    return (upper - lower).clamp_min(0)
 
 
 class TaskLoss(nn.Module):
