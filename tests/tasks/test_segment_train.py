@@ -35,6 +35,10 @@ def test_overfits_a_square_and_predicts(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["validation"]["mean"]["square"]["dice"] > 0.8
     assert "largest_component" in metrics["validation"]["postprocessing"]
+    # three cases: the plan trains on the validation case too, and the metrics say so
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert set(splits["val"]) <= set(splits["train"]) and metrics["validation"]["seen_in_training"]
+    assert "also learnt from these validation cases" in (tmp_path / "run" / "report.html").read_text()
     with pytest.raises(RunExistsError):
         Segmenter(overrides=TINY_2D).fit(data, tmp_path / "run")
     # torch and ONNX Runtime paths agree on the trained model
@@ -138,3 +142,14 @@ def test_channels_last_training_layout_gives_the_same_outputs_and_is_undone_afte
     torch.testing.assert_close(module(x.contiguous(memory_format=layout)), before, rtol=1e-4, atol=1e-5)
     module.on_fit_end()
     assert conv.is_contiguous()
+
+
+def test_a_held_out_validation_case_stays_out_of_training(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=3, size=32, roi=True)
+    overrides = {**TINY_2D, "train.max_epochs": 1, "train.train_on_val_cases": False}
+    Segmenter(overrides=overrides).fit(data, tmp_path / "run")
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert len(splits["train"]) == 2 and len(splits["val"]) == 1 and not set(splits["train"]) & set(splits["val"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert not metrics["validation"]["seen_in_training"]
+    assert "also learnt from these validation cases" not in (tmp_path / "run" / "report.html").read_text()

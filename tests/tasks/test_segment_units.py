@@ -43,6 +43,8 @@ def test_plan_rules_2d_3d_and_ct():
     # few annotated cases: elastic deformation and erasing on top of the default augmentation
     assert plan.train.augmentation == "default" and make_plan(_fingerprint(cases=20)).train.augmentation == "strong"
     assert make_plan(_fingerprint(ndim=3, shape=(64, 64, 64), cases=1)).train.augmentation == "default"
+    # a few dozen cases: the final model also learns from the validation cases; larger sets keep a hold-out
+    assert make_plan(_fingerprint(cases=20)).train.train_on_val_cases and not plan.train.train_on_val_cases
 
 
 def test_plan_overrides_are_checked():
@@ -53,6 +55,9 @@ def test_plan_overrides_are_checked():
     with pytest.raises(InputError, match="multiples of 16"):
         plan.apply_overrides({"train.patch_size": [100, 100]}).validate()
     assert SegmentationPlan.from_dict(plan.to_dict()) == plan
+    # choosing the best checkpoint on validation cases the model learnt from would pick the most overfit one
+    with pytest.raises(InputError, match="best_val needs unseen validation cases"):
+        plan.apply_overrides({"train.train_on_val_cases": True, "train.checkpoint": "best_val"}).validate()
 
 
 def test_compile_only_for_long_runs_and_on_off_survive_yaml():

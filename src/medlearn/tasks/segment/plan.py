@@ -18,6 +18,10 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
 - optimiser Adam 1e-3 with polynomial decay over the time budget (30 min on CPU); an "epoch" (one
   validation + checkpoint) is 250 steps in 2D, 100 in 3D; the model is an exponential moving average
   of the weights (Polyak & Juditsky 1992) with a warm-up, so it suits short and long budgets alike;
+- datasets with fewer than SMALL_DATASET_CASES cases train the final model on the validation cases too
+  (nnU-Net's "all" fold): DRIVE validation lost AUC .0021 / F1 .0095 when 4 of 16 training images were
+  removed, so a 20% hold-out costs more than the unseen-case monitoring it buys; validation then reports
+  on seen cases (``seen_in_training`` in the metrics) and only monitors and picks post-processing;
 - colour photographs can use ``clahe`` normalisation (local contrast equalisation before the z-score);
   it is not a default: on DRIVE validation it matched plain z-scoring (AUC .9717 vs .9714, F1 .7797 vs .7811).
 """
@@ -66,6 +70,9 @@ class TrainSection:
     steps_per_epoch: int = 250
     patience: int | None = None
     val_fraction: float = 0.2
+    # the model also learns from the validation cases (nnU-Net's "all" fold): a 20% hold-out is a large
+    # loss for a few dozen cases. Validation then monitors and chooses post-processing on seen cases.
+    train_on_val_cases: bool = False
     foreground_oversampling: float = 0.33
     augmentation: Literal["none", "light", "default", "strong"] = "default"
     loss: Literal["dice_ce", "ce", "dice"] = "dice_ce"
@@ -132,6 +139,9 @@ class SegmentationPlan(Plan):
         if len(self.network.channels) != len(self.network.strides) + 1 and self.network.name != "vnet":
             raise InputError("network.channels", f"needs len(strides)+1 = {len(self.network.strides) + 1} values, "
                              f"got {len(self.network.channels)}")
+        if self.train.train_on_val_cases and self.train.checkpoint == "best_val":
+            raise InputError("train.checkpoint", "best_val needs unseen validation cases",
+                             "use train.checkpoint=final or train.train_on_val_cases=false")
         if not 0 <= self.train.foreground_oversampling <= 1:
             raise InputError("train.foreground_oversampling", "must be between 0 and 1")
         schemes = get_args(Normalization)
@@ -235,7 +245,7 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
         network=NetworkSection(name=network, channels=channels, strides=strides),
         # 3D steps cost ~5x a 2D step on CPU: validate (and checkpoint) every 100 steps, not 250
         train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
-                           ema_decay=EMA_DECAY,
+                           ema_decay=EMA_DECAY, train_on_val_cases=n_cases < SMALL_DATASET_CASES,
                            augmentation="strong" if ndim == 2 and n_cases < SMALL_DATASET_CASES else "default"),
     )
     return plan

@@ -27,6 +27,9 @@ def write_segmentation_report(path: Path, title: str, plan: SegmentationPlan, ev
 
     report = Report(title, subtitle=subtitle or f"{plan.network.name}, {plan.ndim}D, patch {plan.train.patch_size}")
     report.add_heading("Metrics")
+    if evaluation.get("seen_in_training"):
+        report.add_paragraph("The model also learnt from these validation cases (train.train_on_val_cases): "
+                             "their metrics are optimistic; judge the model on held-out test cases.")
     summary: dict[str, Any] = {"mean over cases": evaluation.get("mean", {})}
     if "pooled" in evaluation:
         summary["pooled pixels (inside ROI)"] = evaluation["pooled"]

@@ -83,6 +83,8 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
 
     names = [c.name for c in ds.training]
     train_names, val_names = split_cases(names, plan.train.val_fraction, plan.train.seed)
+    if plan.train.train_on_val_cases:
+        train_names += [n for n in val_names if n not in train_names]
     if is_primary_process():
         write_json(rd.splits_file, {"train": train_names, "val": val_names})
     by_name = {c.name: c for c in ds.training}
@@ -127,7 +129,9 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
         "training": {"steps": steps, "seconds": round(train_seconds, 1),
                      "steps_per_second": round(steps / max(train_seconds, 1e-9), 3),
                      "patches_seen": steps * t.batch_size},
-        "validation": {k: v for k, v in val_eval.items() if k not in ("per_case_probabilities",)},
+        # seen_in_training: the validation figures are then optimistic (the cases were learnt from)
+        "validation": {"seen_in_training": bool(set(val_names) & set(train_names)),
+                       **{k: v for k, v in val_eval.items() if k not in ("per_case_probabilities",)}},
     }
     from medlearn.tasks.segment.report import write_segmentation_report
 
