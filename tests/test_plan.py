@@ -22,6 +22,9 @@ def test_rules_follow_the_data() -> None:
     # small sets: a 5-member deep ensemble, ~400 steps per member; large sets: one model, ~1200 steps
     assert small.train.ensemble == 5 and small.train.max_epochs == 50  # 8 steps/epoch of 64 images
     assert big.train.ensemble == 1
+    # ensemble members keep their final weights; a single model its best validation checkpoint
+    assert small.train.checkpoint == "final" and big.train.checkpoint == "best_val"
+    assert small.tta and not big.tta  # small sets average flipped views at prediction
     ct = plan_classification(_fp([64, 64, 64], 3, -1024, 3000), 100, [10, 200])
     assert ct.data.normalization == "ct" and ct.model.network == "resnet10" and ct.imbalance.strategy == "oversample"
 

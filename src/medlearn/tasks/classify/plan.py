@@ -147,6 +147,14 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     # its horizon (1 / (1 - decay)) is ~5% of all steps.
     total_steps = steps_per_epoch * plan.train.max_epochs
     plan.train.ema_decay = round(min(0.999, max(0.9, 1 - 1 / max(10, 0.05 * total_steps))), 4)
+    # Small sets: ensemble members keep their final weights (end of the cosine schedule, no early stopping),
+    # since picking each member's best epoch on ~100 validation images fits the noise of that pick, and
+    # predictions average the flips training augments with. Chosen by 5-fold cross-validation on BreastMNIST
+    # train+val (pooled out-of-fold AUC of the 5-member ensemble): best-val .877, final .887 (4 of 5 folds
+    # better), final + flips .891 (no fold worse).
+    small_set = plan.train.ensemble > 1
+    plan.train.checkpoint = "final" if small_set else "best_val"
+    plan.tta = small_set and plan.augment.flip
     # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
     plan.augment.level = "heavy" if n_train < 1000 else "medium"
     plan.augment.elastic = side >= 64
