@@ -24,7 +24,8 @@ def test_rules_follow_the_data() -> None:
     assert big.train.ensemble == 1
     # ensemble members keep their final weights; a single model its best validation checkpoint
     assert small.train.checkpoint == "final" and big.train.checkpoint == "best_val"
-    assert small.tta and not big.tta  # small sets average flipped views at prediction
+    assert small.flip_tta and not big.flip_tta  # small sets average flipped views at prediction...
+    assert not small.apply_overrides({"augment.flip": False}).flip_tta  # ...only of flips the model learnt
     ct = plan_classification(_fp([64, 64, 64], 3, -1024, 3000), 100, [10, 200])
     assert ct.data.normalization == "ct" and ct.model.network == "resnet10" and ct.imbalance.strategy == "oversample"
 

@@ -79,7 +79,7 @@ class Classifier:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """``(N, K)`` probabilities for raw images ``(N, C, *spatial)`` at the model's input size."""
-        return _predict_proba(self.net_, self._normalise(images), self.plan_.task, tta=self.plan_.tta)
+        return _predict_proba(self.net_, self._normalise(images), self.plan_.task, tta=self.plan_.flip_tta)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         proba = self.predict_proba(images)

@@ -38,7 +38,7 @@ def evaluate_splits(run: RunDirectory, plan: ClassificationPlan, net: torch.nn.M
     """Metrics for every split present (val, test; or ``all`` when ``splits`` is None) + the report."""
     metrics: dict[str, Any] = {"task": plan.task, "label_names": plan.label_names}
     names = [s for s in ("val", "test", "all") if (splits == s).any()]
-    proba_all = predict_proba(net, images, plan.task, tta=plan.tta)
+    proba_all = predict_proba(net, images, plan.task, tta=plan.flip_tta)
     for split in names:
         rows = splits == split
         groups = data.patient_ids[rows] if data.patient_ids is not None else None

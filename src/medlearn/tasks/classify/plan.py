@@ -89,6 +89,11 @@ class ClassificationPlan(Plan):
     patient: PatientSection = field(default_factory=PatientSection)
 
     @property
+    def flip_tta(self) -> bool:
+        """Average predictions over flipped views: asked for (``tta``) and learnt (training flips)."""
+        return self.tta and self.augment.flip
+
+    @property
     def num_outputs(self) -> int:
         """Head width: K logits, except ordinal (K-1 cumulative logits, Cao et al. 2020)."""
         return len(self.label_names) - 1 if self.task == "ordinal" else len(self.label_names)
@@ -154,7 +159,7 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     # better), final + flips .891 (no fold worse).
     small_set = plan.train.ensemble > 1
     plan.train.checkpoint = "final" if small_set else "best_val"
-    plan.tta = small_set and plan.augment.flip
+    plan.tta = small_set
     # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
     plan.augment.level = "heavy" if n_train < 1000 else "medium"
     plan.augment.elastic = side >= 64
