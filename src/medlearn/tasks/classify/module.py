@@ -16,11 +16,17 @@ from medlearn.tasks.classify.plan import ClassificationPlan
 from medlearn.transforms.batch import augment_images
 
 
+def combine_members(members: list[torch.nn.Module], plan: ClassificationPlan) -> torch.nn.Module:
+    """One network from trained or fresh members: the member itself, or an ``EnsembleClassifier``
+    averaging on the task's probability scale."""
+    return members[0] if len(members) == 1 else EnsembleClassifier(members, link=probability_link(plan.task))
+
+
 def build_classifier_network(plan: ClassificationPlan, single: bool = False) -> torch.nn.Module:
     """The plan's network; an ``EnsembleClassifier`` of ``plan.train.ensemble`` copies unless ``single``."""
     if plan.train.ensemble > 1 and not single:
-        return EnsembleClassifier([build_classifier_network(plan, single=True) for _ in range(plan.train.ensemble)],
-                                  link=probability_link(plan.task))
+        return combine_members([build_classifier_network(plan, single=True) for _ in range(plan.train.ensemble)],
+                               plan)
     kwargs: dict[str, Any] = dict(spatial_dims=plan.spatial_dims, in_channels=plan.in_channels,
                                   num_outputs=plan.num_outputs, input_size=plan.input_size,
                                   dropout=plan.model.dropout, init=plan.model.init)

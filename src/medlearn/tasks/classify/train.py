@@ -23,7 +23,6 @@ from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
 from medlearn.errors import InputError
 from medlearn.io import atomic_path, write_json
-from medlearn.nets.classification import EnsembleClassifier
 from medlearn.plan import parse_overrides
 from medlearn.tasks.classify.dataset import (
     ImageArrayDataset,
@@ -32,8 +31,7 @@ from medlearn.tasks.classify.dataset import (
     oversampling_weights,
 )
 from medlearn.tasks.classify.model_io import load_backbone_weights, save_classifier
-from medlearn.tasks.classify.module import ClassificationModule, build_classifier_network
-from medlearn.tasks.classify.outputs import probability_link
+from medlearn.tasks.classify.module import ClassificationModule, build_classifier_network, combine_members
 from medlearn.tasks.classify.patient import PatientAggregator, fit_patient_aggregator, patient_bags
 from medlearn.tasks.classify.plan import ClassificationPlan, plan_classification
 from medlearn.tasks.classify.predict import embed_images
@@ -139,7 +137,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     train_seconds = time.perf_counter() - started
     if not is_primary_process():  # a DDP worker: the primary process saves, evaluates and reports
         return {}
-    net = members[0] if len(members) == 1 else EnsembleClassifier(members, link=probability_link(plan.task))
+    net = combine_members(members, plan)
     net = net.eval()
     aggregator = None
     if plan.patient.aggregation != "none" and data.patient_ids is not None:
