@@ -142,11 +142,21 @@ def main() -> None:
     text = (f"# DRIVE: medlearn segment (defaults{', overrides ' + str(overrides) if overrides else ''})\n\n"
             + "\n".join(rows)
             + f"\n\nTraining: {tr['steps']} steps in {tr['seconds']} s ({tr['steps_per_second']} it/s, "
-            f"{tr['patches_seen']} patches) on {torch.get_num_threads()} CPU thread(s); load average at start "
+            f"{tr['patches_seen']} patches) {_workers_text(tr)}; load average at start "
             f"{load_start[0]:.1f}. "
             f"Goal: F1 >= 0.82 and AUC >= 0.98 within 30 min of CPU training.\n")
     write_text(res_dir / f"{args.tag}.md", text)
     print(text)
+
+
+def _workers_text(training: dict) -> str:
+    """How the training used the CPU: one network on N threads, or ensemble members side by side."""
+    if training.get("members", 1) > 1:
+        return (f"by {training['members']} ensemble members ({training['steps_per_member']} steps), "
+                f"{training['members_side_by_side']} at a time, one process each, on {os.cpu_count()} cores")
+    import torch
+
+    return f"on {torch.get_num_threads()} CPU thread(s)"
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 python benchmarks/segment_speed.py [--run runs/bench-drive/run-segment_drive] [--steps 60] [--rounds 3]
 
-Training: the same network (MONAI UNet 16-256, batch norm), batch, patch size, optimiser and data
+Training: the same network (MONAI UNet 16-256, batch norm; one member when the run is an ensemble, as
+each member trains in its own process), batch, patch size, optimiser and data
 (the preprocessed DRIVE training cases): medlearn's Lightning module with its patch sampler,
 augmentation and masked Dice+CE, against a plain PyTorch/MONAI loop (numpy crops + flips/rot90,
 MONAI DiceCELoss). Rounds alternate A/B so machine-load drift hits both equally.
 
-Inference: the 20 DRIVE test images, preprocessed identically, same trained weights:
+Inference: the 20 DRIVE test images, preprocessed identically, same trained weights (the whole
+ensemble on both sides when the run is one):
 MONAI ``sliding_window_inference`` (roi = training patch, overlap 0.5, Gaussian, sw_batch 8) in
 eager PyTorch under ``no_grad`` (the anchor's recipe) vs medlearn's predictor (one whole-image pass
 in ONNX Runtime). Outputs compared: max |dp|, share of pixels with the same label, F1 of each.
@@ -129,7 +131,7 @@ def main() -> None:
     train_rows = []
     for r in range(args.rounds):
         torch.manual_seed(r)
-        net = build_segmentation_net(plan)
+        net = build_segmentation_net(plan, single=True)  # one ensemble member: what each training process runs
         plain = plain_monai_steps(net, cases, plan.train.patch_size[0], plan.train.batch_size, args.steps, r)
         ours, warmup = medlearn_steps(plan, cases, args.steps, work / "speed-lightning")
         train_rows.append({"round": r, "plain_monai_it_s": args.steps / plain, "medlearn_it_s": args.steps / ours,

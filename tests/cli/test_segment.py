@@ -125,14 +125,19 @@ def test_interrupted_run_resumes(tmp_path, capsys):
     data = make_synthetic_dataset(tmp_path / "ds", n_cases=2)
     plan = tmp_path / "plan.yaml"
     plan.write_text("network: {channels: [4, 8], strides: [2]}\n"
-                    "train: {patch_size: [32, 32], batch_size: 2, steps_per_epoch: 2, max_epochs: 2}\n")
+                    "train: {patch_size: [32, 32], batch_size: 2, steps_per_epoch: 2, max_epochs: 2, ensemble: 2}\n")
     run = tmp_path / "run"
     code, _, err = run_cli(["segment", "train", str(data), "-o", str(run), "--plan-file", str(plan), "--quiet"],
                            capsys)
     assert code == 0, err
-    (run / "metrics.json").unlink()  # as if the process had died before finishing
+    # as if the process had died while the second member trained: the first one is not trained again
+    (run / "metrics.json").unlink()
+    (run / "checkpoints" / "member1" / "member.pt").unlink()
+    finished = run / "checkpoints" / "member0" / "member.pt"
+    stamp = finished.stat().st_mtime_ns
     code, _, err = run_cli(["segment", "train", str(data), "-o", str(run), "--quiet"], capsys)
     assert code == 2 and "--resume" in _one_error_line(err)
     code, _, err = run_cli(["segment", "train", str(data), "-o", str(run), "--resume", "--quiet"], capsys)
     assert code == 0, err
-    assert (run / "metrics.json").exists()
+    assert (run / "metrics.json").exists() and (run / "checkpoints" / "member1" / "member.pt").exists()
+    assert finished.stat().st_mtime_ns == stamp

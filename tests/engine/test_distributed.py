@@ -70,10 +70,12 @@ def test_two_process_ddp_segmentation_finishes_one_run(tmp_path):
                            "--set", "network.channels=[8,16,32]", "--set", "network.strides=[2,2]",
                            "--set", "train.patch_size=[32,32]", "--set", "train.batch_size=4",
                            "--set", "train.steps_per_epoch=5", "--set", "train.max_epochs=2",
-                           "--set", "inference.engine=torch", "--quiet"],
+                           "--set", "inference.engine=torch", "--set", "train.ensemble=2", "--quiet"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["training"]["steps"] > 0 and "validation" in metrics
+    # with DDP the ensemble members train one after another, each on both processes
+    assert metrics["training"]["members"] == 2 and metrics["training"]["members_side_by_side"] == 1
     assert "Traceback" not in proc.stderr
     assert "Grad strides do not match" not in proc.stderr  # layout set before DDP wraps the model

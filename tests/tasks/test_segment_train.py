@@ -7,9 +7,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from medlearn.data.images import read_image
 from medlearn.data.msd import MSDCase
+from medlearn.engine.parallel import available_cores
 from medlearn.errors import RunExistsError
 from medlearn.tasks.segment import Segmenter
 from medlearn.tasks.segment.inference import SegmentationModel
@@ -20,9 +22,9 @@ TINY_2D = {"network.channels": [8, 16, 32], "network.strides": [2, 2], "train.pa
            "train.augmentation": "light", "train.max_time_minutes": 2.0}
 
 
-def test_overfits_a_square_and_predicts(tmp_path):
+def test_overfits_a_square_and_predicts_with_two_members_trained_side_by_side(tmp_path):
     data = make_synthetic_dataset(tmp_path / "ds", n_cases=3, size=32, roi=True)
-    seg = Segmenter(overrides=TINY_2D).fit(data, tmp_path / "run")
+    seg = Segmenter(overrides={**TINY_2D, "train.ensemble": 2}).fit(data, tmp_path / "run")
     assert seg.plan_.train.patch_size == [32, 32] and seg.run_dir_ == tmp_path / "run"
     for name in ("plan.json", "config.yaml", "versions.json", "splits.json", "model.pt", "model.onnx",
                  "metrics.json", "report.html"):
@@ -35,6 +37,15 @@ def test_overfits_a_square_and_predicts(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["validation"]["mean"]["square"]["dice"] > 0.8
     assert "largest_component" in metrics["validation"]["postprocessing"]
+    # two members with their own seeds, checkpoints and logs, both in the saved model
+    training = metrics["training"]
+    assert training["members"] == 2 and all(s > 0 for s in training["steps_per_member"])
+    assert training["members_side_by_side"] == min(2, available_cores())
+    for k in (0, 1):
+        assert (tmp_path / "run" / "checkpoints" / f"member{k}" / "member.pt").exists()
+        assert (tmp_path / "run" / "logs" / f"member{k}" / "metrics.csv").exists()
+    members = seg.model_.net.members
+    assert len(members) == 2 and not torch.equal(next(members[0].parameters()), next(members[1].parameters()))
     # three cases: the plan trains on the validation case too, and the metrics say so
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
     assert set(splits["val"]) <= set(splits["train"]) and metrics["validation"]["seen_in_training"]
@@ -48,13 +59,11 @@ def test_overfits_a_square_and_predicts(tmp_path):
 
 
 def test_compiled_training_with_ema_saves_the_averaged_network(tmp_path):
-    import torch
-
     from medlearn.tasks.segment.module import build_segmentation_net
 
     data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=32)
     overrides = {**TINY_2D, "train.max_epochs": 1, "train.steps_per_epoch": 3, "train.compile": "on",
-                 "train.ema_decay": 0.5}
+                 "train.ema_decay": 0.5, "train.ensemble": 1}
     seg = Segmenter(overrides=overrides).fit(data, tmp_path / "run")
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"]
     expected = build_segmentation_net(seg.plan_).state_dict().keys()
@@ -124,8 +133,6 @@ def test_dicom_input_gives_dicom_seg(tmp_path):
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_channels_last_training_layout_gives_the_same_outputs_and_is_undone_after_fit(tmp_path, ndim):
-    import torch
-
     from medlearn.tasks.segment.module import SegmentationModule
     from medlearn.tasks.segment.train import build_plan
 

@@ -45,6 +45,11 @@ def test_plan_rules_2d_3d_and_ct():
     assert make_plan(_fingerprint(ndim=3, shape=(64, 64, 64), cases=1)).train.augmentation == "default"
     # a few dozen cases: the final model also learns from the validation cases; larger sets keep a hold-out
     assert make_plan(_fingerprint(cases=20)).train.train_on_val_cases and not plan.train.train_on_val_cases
+    # a few dozen 2D cases and two free cores: two members trained side by side; otherwise one model
+    assert make_plan(_fingerprint(cases=20), cores=2).train.ensemble == 2
+    assert make_plan(_fingerprint(cases=20), cores=1).train.ensemble == 1
+    assert make_plan(_fingerprint(cases=60), cores=2).train.ensemble == 1
+    assert make_plan(_fingerprint(ndim=3, shape=(64, 64, 64), cases=1), cores=8).train.ensemble == 1
 
 
 def test_plan_overrides_are_checked():

@@ -50,7 +50,8 @@ class TrainSection:
     scheduler: Literal["cosine", "none"] = "cosine"
     label_smoothing: float = 0.0
     ema_decay: float | None = None  # exponential moving average of weights (None: off)
-    ensemble: int = 1  # members trained with seeds seed..seed+n-1; probabilities averaged
+    # members trained with seeds seed..seed+n-1 (side by side on CPU cores); probabilities averaged
+    ensemble: int = 1
     monitor: str = "val_auc"
     # best_val: the checkpoint best on the monitored validation metric (early stopping after `patience`);
     # final: the weights at the end of the full schedule (no early stopping; validation only reports).

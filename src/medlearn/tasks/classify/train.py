@@ -18,6 +18,7 @@ from medlearn.data.classification import ClassificationData, load_classification
 from medlearn.data.fingerprint import fingerprint_classification
 from medlearn.data.splits import assign_splits, check_grouping, load_split_file, save_splits
 from medlearn.engine.distributed import is_primary_process
+from medlearn.engine.parallel import member_layout, run_parallel
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
 from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
@@ -122,21 +123,23 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         weights = class_weights(data.labels[train_idx], len(plan.label_names)).tolist()
     elif plan.imbalance.strategy == "oversample":
         sample_weights = oversampling_weights(data.labels[train_idx])
-    train_loader = make_loader(ImageArrayDataset(images[train_idx], data.labels[train_idx]),
-                               plan.train.batch_size, True, options.seed, sample_weights)
-    val_loader = make_loader(ImageArrayDataset(images[val_idx], data.labels[val_idx]),
-                             max(plan.train.batch_size, 128), False, options.seed)
+    train_set = ImageArrayDataset(images[train_idx], data.labels[train_idx])
+    val_set = ImageArrayDataset(images[val_idx], data.labels[val_idx])
+    layout = member_layout(plan.train.ensemble, plan.train.devices, plan.train.accelerator)
+    if layout.workers > 1:
+        echo(f"Training {layout.tasks} ensemble members, {layout.workers} at a time with {layout.threads} "
+             "thread(s) each")
+    jobs = [{"run": run.path, "plan": plan, "k": k, "weights": weights, "train_set": train_set, "val_set": val_set,
+             "sample_weights": sample_weights, "options": options, "resuming": resuming,
+             "progress": options.progress and layout.workers == 1, "echo": echo if layout.workers == 1 else print}
+            for k in range(plan.train.ensemble)]
     started = time.perf_counter()
-    members, epochs_run, best_epochs = [], [], []
-    for k in range(plan.train.ensemble):
-        member, epochs, best_epoch = train_member(run, plan, k, weights, train_loader, val_loader, options, resuming,
-                                                  echo)
-        members.append(member)
-        epochs_run.append(epochs)
-        best_epochs.append(best_epoch)
+    results = run_parallel(train_member, jobs, layout)
     train_seconds = time.perf_counter() - started
     if not is_primary_process():  # a DDP worker: the primary process saves, evaluates and reports
         return {}
+    members = [load_member(plan, r["file"]) for r in results]
+    epochs_run, best_epochs = [r["epochs"] for r in results], [r["best_epoch"] for r in results]
     net = combine_members(members, plan)
     net = net.eval()
     aggregator = None
@@ -151,42 +154,47 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     metrics = evaluate_splits(run, plan, net, data, images, splits, n_boot=options.n_boot, aggregator=aggregator)
     metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": sum(epochs_run),
                            "epochs_per_member": epochs_run, "best_epochs": best_epochs, "ensemble": len(members),
+                           "members_side_by_side": layout.workers,
                            "imbalance_ratio": plan.imbalance.ratio,
                            "imbalance_strategy": plan.imbalance.strategy}
     write_json(run.metrics_file, metrics)  # last: marks the run finished
     return metrics
 
 
-def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: list[float] | None,
-                 train_loader: Any, val_loader: Any, options: TrainOptions, resuming: bool, echo: Any
-                 ) -> tuple[torch.nn.Module, int, int | None]:
-    """Train ensemble member ``k`` (seed ``seed + k``) or reload it if an earlier attempt finished it.
+def train_member(run: Path, plan: ClassificationPlan, k: int, weights: list[float] | None,
+                 train_set: ImageArrayDataset, val_set: ImageArrayDataset, sample_weights: np.ndarray | None,
+                 options: TrainOptions, resuming: bool, progress: bool, echo: Any) -> dict[str, Any]:
+    """Train ensemble member ``k`` (seed ``seed + k``), possibly in a worker process, unless an earlier
+    attempt finished it.
 
-    Returns (network with the best-validation or final weights, per ``plan.train.checkpoint``; epochs run;
-    best epoch).
+    Its network (best-validation or final weights, per ``plan.train.checkpoint``) goes to ``member.pt``
+    under the member's checkpoint folder (tensors are not sent back from a worker process: one that
+    exits while the parent still maps them can deadlock). Returns ``{"file", "epochs", "best_epoch"}``.
     """
+    run_dir = RunDirectory(run)
     several = plan.train.ensemble > 1
     tag = RunDirectory.member_tag(k, plan.train.ensemble)
-    member_dir = run.checkpoints_dir / tag
+    member_dir = run_dir.checkpoints_dir / tag
     done = member_dir / "member.pt"
     if done.exists():  # finished before an interruption: reuse, don't retrain
         saved = torch.load(done, map_location="cpu", weights_only=False)
-        net = build_classifier_network(plan, single=True)
-        net.load_state_dict(saved["state_dict"])
-        return net, saved["epochs"], saved["best_epoch"]
-    seed_everything(options.seed + k)
-    plan_k = ClassificationPlan.from_dict({**plan.to_dict(), "seed": options.seed + k})
+        return {"file": str(done), "epochs": saved["epochs"], "best_epoch": saved["best_epoch"]}
+    seed = options.seed + k
+    seed_everything(seed)
+    train_loader = make_loader(train_set, plan.train.batch_size, True, seed, sample_weights)
+    val_loader = make_loader(val_set, max(plan.train.batch_size, 128), False, seed)
+    plan_k = ClassificationPlan.from_dict({**plan.to_dict(), "seed": seed})
     module = ClassificationModule(plan_k.to_dict(), weights)
     if options.init_from and not resuming:
         n = load_backbone_weights(module.net, options.init_from)
         echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
     if several:
-        echo(f"Ensemble member {k + 1}/{plan.train.ensemble} (seed {options.seed + k})")
+        echo(f"Ensemble member {k + 1}/{plan.train.ensemble} (seed {seed})")
     final = plan.train.checkpoint == "final"
-    trainer = build_trainer(run, plan.train.max_epochs, plan.train.monitor,
+    trainer = build_trainer(run_dir, plan.train.max_epochs, plan.train.monitor,
                             "min" if "loss" in plan.train.monitor else "max", None if final else plan.train.patience,
                             plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
-                            enable_progress_bar=options.progress, extra_callbacks=ema_callbacks(plan.train.ema_decay),
+                            enable_progress_bar=progress, extra_callbacks=ema_callbacks(plan.train.ema_decay),
                             checkpoint_dir=member_dir, log_version=tag)
     last = member_dir / "last.ckpt"
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
@@ -195,12 +203,18 @@ def train_member(run: RunDirectory, plan: ClassificationPlan, k: int, weights: l
     best = best_checkpoint(trainer)
     if best and not final:
         module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
-    net = module.net.eval()
+    result = {"epochs": int(trainer.current_epoch), "best_epoch": _best_epoch(best)}
     if is_primary_process():
         with atomic_path(done) as tmp:
-            torch.save({"state_dict": net.state_dict(), "epochs": int(trainer.current_epoch),
-                        "best_epoch": _best_epoch(best)}, tmp)
-    return net, int(trainer.current_epoch), _best_epoch(best)
+            torch.save({"state_dict": module.net.eval().state_dict(), **result}, tmp)
+    return {"file": str(done), **result}
+
+
+def load_member(plan: ClassificationPlan, file: str | Path) -> torch.nn.Module:
+    """One trained member network from its ``member.pt``."""
+    net = build_classifier_network(plan, single=True)
+    net.load_state_dict(torch.load(file, map_location="cpu", weights_only=False)["state_dict"])
+    return net.eval()
 
 
 def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,

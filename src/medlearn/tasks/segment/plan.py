@@ -22,6 +22,12 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
   (nnU-Net's "all" fold): DRIVE validation lost AUC .0021 / F1 .0095 when 4 of 16 training images were
   removed, so a 20% hold-out costs more than the unseen-case monitoring it buys; validation then reports
   on seen cases (``seen_in_training`` in the metrics) and only monitors and picks post-processing;
+- datasets with fewer than SMALL_DATASET_CASES 2D cases, on a machine with >= 2 cores, train an ensemble of
+  2 members (seeds ``seed`` and ``seed + 1``) side by side, one process per core, each for the whole time
+  budget; prediction averages their logits (one ONNX graph). A small 2D U-Net uses a second core poorly
+  (one model on 2 threads takes well under twice the steps), and the models plateau within the budget:
+  DRIVE validation (4 unseen images) pooled AUC .9720 -> .9733 and F1 .7844 -> .7894 for two 30-min
+  members over one (Lakshminarayanan et al. 2017, deep ensembles);
 - colour photographs can use ``clahe`` normalisation (local contrast equalisation before the z-score);
   it is not a default: on DRIVE validation it matched plain z-scoring (AUC .9717 vs .9714, F1 .7797 vs .7811).
 """
@@ -88,6 +94,9 @@ class TrainSection:
     compile: Literal["auto", "on", "off"] = "auto"
     seed: int = 0
     devices: int | None = None
+    # members with seeds seed..seed+n-1, logits averaged; side by side on CPU cores (one process per
+    # core group), one after another on a GPU or with DDP (each then gets its share of the time budget)
+    ensemble: int = 1
 
 
 @dataclass
@@ -142,6 +151,8 @@ class SegmentationPlan(Plan):
         if self.train.train_on_val_cases and self.train.checkpoint == "best_val":
             raise InputError("train.checkpoint", "best_val needs unseen validation cases",
                              "use train.checkpoint=final or train.train_on_val_cases=false")
+        if self.train.ensemble < 1:
+            raise InputError("train.ensemble", "must be at least 1")
         if not 0 <= self.train.foreground_oversampling <= 1:
             raise InputError("train.foreground_oversampling", "must be between 0 and 1")
         schemes = get_args(Normalization)
@@ -156,6 +167,7 @@ COMPILE_MIN_STEPS = 2000
 # run, capped at ~2000 steps. DRIVE validation: pooled AUC .9720 / F1 .7844 vs .9714 / .7811 without.
 EMA_DECAY = 0.9995
 SMALL_DATASET_CASES = 50
+ENSEMBLE_MEMBERS = 2  # for small 2D datasets, when as many cores are free to train them side by side
 
 
 def should_compile(train: TrainSection) -> bool:
@@ -206,8 +218,14 @@ def plan_patch_size(median_shape: list[float], ndim: int, divisor_pools: int = 4
         patch[max(room)[1]] += unit
 
 
-def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "unet") -> SegmentationPlan:
-    """Apply the rules in the module docstring to a fingerprint from ``fingerprint_msd_dataset``."""
+def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "unet", cores: int | None = None
+              ) -> SegmentationPlan:
+    """Apply the rules in the module docstring to a fingerprint from ``fingerprint_msd_dataset``.
+
+    ``cores``: CPU cores for training (default: those this process may use); sets the ensemble size.
+    """
+    from medlearn.engine.parallel import available_cores
+
     ndim = int(fingerprint["ndim"])
     n_ch = int(fingerprint["num_channels"])
     labels = fingerprint["labels"]
@@ -228,6 +246,8 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
     batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
     if network == "unet3d" and ndim != 3:
         network = "unet"
+    small_2d = ndim == 2 and n_cases < SMALL_DATASET_CASES
+    ensemble = ENSEMBLE_MEMBERS if small_2d and (cores or available_cores()) >= ENSEMBLE_MEMBERS else 1
     plan = SegmentationPlan(
         dataset=dataset,
         ndim=ndim,
@@ -246,6 +266,6 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
         # 3D steps cost ~5x a 2D step on CPU: validate (and checkpoint) every 100 steps, not 250
         train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
                            ema_decay=EMA_DECAY, train_on_val_cases=n_cases < SMALL_DATASET_CASES,
-                           augmentation="strong" if ndim == 2 and n_cases < SMALL_DATASET_CASES else "default"),
+                           augmentation="strong" if small_2d else "default", ensemble=ensemble),
     )
     return plan

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from medlearn.data.msd import fingerprint_msd_dataset, load_msd_dataset
+from medlearn.data.msd import MSDCase, fingerprint_msd_dataset, load_msd_dataset
 from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
@@ -56,9 +56,6 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     """Train on an MSD dataset into the run directory ``run``; returns it (finished)."""
     import lightning.pytorch as pl  # noqa: F401  (imported early for clear import errors)
 
-    from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
-    from medlearn.tasks.segment.module import SegmentationModule
-
     dataset = Path(dataset)
     rd = RunDirectory(Path(run))
     ds = load_msd_dataset(dataset, read_check=True)
@@ -88,31 +85,17 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     if is_primary_process():
         write_json(rd.splits_file, {"train": train_names, "val": val_names})
     by_name = {c.name: c for c in ds.training}
-    cache_dir = rd.path / "cache"
-    train_cache = build_cache([by_name[n] for n in train_names], plan, cache_dir, plan.train.seed)
-    val_cache = build_cache([by_name[n] for n in val_names], plan, cache_dir, plan.train.seed)
+    train_cases, val_cases = [by_name[n] for n in train_names], [by_name[n] for n in val_names]
+    for cases in (train_cases, val_cases):  # preprocess once here; every member reopens the cache
+        build_cache(cases, plan, rd.path / "cache", plan.train.seed)
 
-    t = plan.train
-    loader = DataLoader(PatchDataset(train_cache, t.patch_size, t.steps_per_epoch * t.batch_size,
-                                     t.foreground_oversampling, t.seed, flip_rotate=t.augmentation != "none"),
-                        batch_size=t.batch_size, num_workers=0, pin_memory=False)
-    val_loader = DataLoader(WholeCaseDataset(val_cache), batch_size=1, num_workers=0)
-    module = SegmentationModule(plan.to_dict())
-    trainer = build_trainer(rd, max_epochs=t.max_epochs, monitor="val_dice", mode="max", patience=t.patience,
-                            devices=t.devices, max_time_minutes=t.max_time_minutes,
-                            enable_progress_bar=progress, extra_callbacks=ema_callbacks(t.ema_decay))
-    start = time.perf_counter()
-    trainer.fit(module, loader, val_loader,
-                ckpt_path=str(rd.last_checkpoint) if resuming and rd.last_checkpoint.exists() else None)
-    train_seconds = time.perf_counter() - start
+    started = time.perf_counter()
+    members, workers = fit_members(plan, rd.path, train_cases, val_cases, resuming, progress, echo)
+    train_seconds = time.perf_counter() - started
     if not is_primary_process():  # a DDP worker: the primary process evaluates, saves and reports
         return rd
-    steps = int(trainer.global_step)
-    best = best_checkpoint(trainer) if t.checkpoint == "best_val" else None
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-    net = module.net.eval()
+    net = assemble_members(plan, [torch.load(m["file"], map_location="cpu", weights_only=True)["state_dict"]
+                                  for m in members])
 
     from medlearn.tasks.segment.inference import SegmentationModel
 
@@ -125,10 +108,8 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     metrics = {
         "task": "segment",
         "dataset": str(dataset),
-        "weights": Path(best).name if best else "final",
-        "training": {"steps": steps, "seconds": round(train_seconds, 1),
-                     "steps_per_second": round(steps / max(train_seconds, 1e-9), 3),
-                     "patches_seen": steps * t.batch_size},
+        "weights": members[0]["weights"],
+        "training": training_summary(members, train_seconds, plan.train.batch_size, workers),
         # seen_in_training: the validation figures are then optimistic (the cases were learnt from)
         "validation": {"seen_in_training": bool(set(val_names) & set(train_names)),
                        **{k: v for k, v in val_eval.items() if k not in ("per_case_probabilities",)}},
@@ -140,3 +121,109 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
     metrics["validation"].pop("overlays", None)
     write_json(rd.metrics_file, metrics)  # last: the run counts as finished from here
     return rd
+
+
+def fit_members(plan: SegmentationPlan, run: Path, train_cases: list[MSDCase], val_cases: list[MSDCase],
+                resuming: bool, progress: bool, echo: Callable[[str], None]) -> tuple[list[dict[str, Any]], int]:
+    """Train the plan's ``train.ensemble`` members, side by side when cores allow (see
+    :mod:`medlearn.engine.parallel`); returns each member's result from :func:`fit_member` and how
+    many trained at a time.
+
+    A member that runs after another in the same worker gets its share of the time budget, so the whole
+    ensemble stays within ``train.max_time_minutes``.
+    """
+    from medlearn.engine.parallel import member_layout, run_parallel
+
+    n = plan.train.ensemble
+    layout = member_layout(n, plan.train.devices)
+    minutes = plan.train.max_time_minutes
+    if n > 1:
+        echo(f"Training {n} ensemble members, {layout.workers} at a time with {layout.threads} thread(s) each")
+    jobs = []
+    for k in range(n):
+        member = SegmentationPlan.from_dict(plan.to_dict())
+        member.train.ensemble, member.train.seed = 1, plan.train.seed + k
+        if minutes is not None:
+            member.train.max_time_minutes = minutes / layout.rounds
+        jobs.append({"plan": member, "run": run, "tag": RunDirectory.member_tag(k, n),
+                     "train_cases": train_cases, "val_cases": val_cases, "resuming": resuming,
+                     "progress": progress and k == 0})
+    return run_parallel(fit_member, jobs, layout), layout.workers
+
+
+def fit_member(plan: SegmentationPlan, run: Path, tag: str, train_cases: list[MSDCase], val_cases: list[MSDCase],
+               resuming: bool, progress: bool) -> dict[str, Any]:
+    """Train one network with Lightning (checkpoints and logs under ``tag``, "" for a single model).
+
+    The trained weights go to ``checkpoints/<tag>/member.pt`` (tensors are not returned: passing them
+    back from a worker process that then exits can deadlock). Returns ``{"file", "weights" ("final" or
+    the best checkpoint's name), "steps", "seconds"}``; a member that finished before an interruption
+    is not retrained.
+    """
+    from medlearn.engine.trainer import best_checkpoint, build_trainer, ema_callbacks
+    from medlearn.io import atomic_path
+    from medlearn.tasks.segment.module import SegmentationModule
+
+    rd = RunDirectory(run)
+    member_dir = rd.checkpoints_dir / tag
+    done = member_dir / "member.pt"
+    if done.exists():
+        return _member_summary(done)
+    t = plan.train
+    seed_everything(t.seed)
+    cache_dir = rd.path / "cache"
+    train_cache = build_cache(train_cases, plan, cache_dir, t.seed)
+    val_cache = build_cache(val_cases, plan, cache_dir, t.seed)
+    loader = DataLoader(PatchDataset(train_cache, t.patch_size, t.steps_per_epoch * t.batch_size,
+                                     t.foreground_oversampling, t.seed, flip_rotate=t.augmentation != "none"),
+                        batch_size=t.batch_size, num_workers=0, pin_memory=False)
+    val_loader = DataLoader(WholeCaseDataset(val_cache), batch_size=1, num_workers=0)
+    module = SegmentationModule(plan.to_dict())
+    trainer = build_trainer(rd, max_epochs=t.max_epochs, monitor="val_dice", mode="max", patience=t.patience,
+                            devices=t.devices, max_time_minutes=t.max_time_minutes,
+                            enable_progress_bar=progress, extra_callbacks=ema_callbacks(t.ema_decay),
+                            checkpoint_dir=member_dir, log_version=tag)
+    last = member_dir / "last.ckpt"
+    start = time.perf_counter()
+    trainer.fit(module, loader, val_loader, ckpt_path=str(last) if resuming and last.exists() else None)
+    seconds = time.perf_counter() - start
+    if trainer.interrupted:  # never let an interrupted run look finished
+        raise KeyboardInterrupt
+    best = best_checkpoint(trainer) if t.checkpoint == "best_val" else None
+    if best:
+        module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+    result = {"state_dict": module.net.state_dict(), "weights": Path(best).name if best else "final",
+              "steps": int(trainer.global_step), "seconds": round(seconds, 1)}
+    if is_primary_process():
+        with atomic_path(done) as tmp:
+            torch.save(result, tmp)
+    return {**{k: v for k, v in result.items() if k != "state_dict"}, "file": str(done)}
+
+
+def _member_summary(done: Path) -> dict[str, Any]:
+    saved = torch.load(done, map_location="cpu", weights_only=True)
+    return {k: v for k, v in saved.items() if k != "state_dict"} | {"file": str(done)}
+
+
+def assemble_members(plan: SegmentationPlan, state_dicts: list[dict[str, torch.Tensor]]) -> torch.nn.Module:
+    """The plan's network (one member, or :class:`MeanLogits` over all) with the trained weights, in eval mode."""
+    from medlearn.tasks.segment.module import build_segmentation_net
+
+    net = build_segmentation_net(plan)
+    targets = net.members if len(state_dicts) > 1 else [net]
+    for target, state in zip(targets, state_dicts, strict=True):
+        target.load_state_dict(state)
+    return net.eval()
+
+
+def training_summary(members: list[dict[str, Any]], seconds: float, batch_size: int, workers: int = 1
+                     ) -> dict[str, Any]:
+    """``metrics.json["training"]``: steps and throughput (summed over members trained side by side)."""
+    steps = sum(m["steps"] for m in members)
+    summary = {"steps": steps, "seconds": round(seconds, 1), "steps_per_second": round(steps / max(seconds, 1e-9), 3),
+               "patches_seen": steps * batch_size}
+    if len(members) > 1:
+        summary["members"] = len(members)
+        summary["steps_per_member"] = [m["steps"] for m in members]
+        summary["members_side_by_side"] = workers
+    return summary
