@@ -17,8 +17,12 @@ def _square_and_threads(x: int) -> tuple[int, int]:
 
 
 def _fail(kind: str) -> None:
+    if kind == "ok":
+        return
     if kind == "input":
         raise InputError("cases.csv", "bad row")
+    if kind == "die":
+        os._exit(9)  # as if killed for memory: no answer, no exception
     raise ZeroDivisionError("boom")
 
 
@@ -39,4 +43,6 @@ def test_a_failing_worker_is_reported_and_bad_input_stays_bad_input():
     with pytest.raises(WorkerError, match="ZeroDivisionError: boom"):
         run_parallel(_fail, [{"kind": "other"}, {"kind": "other"}], ParallelLayout(2, 2, 1))
     with pytest.raises(InputError, match="bad row"):
-        run_parallel(_fail, [{"kind": "input"}, {"kind": "other"}], ParallelLayout(2, 2, 1))
+        run_parallel(_fail, [{"kind": "ok"}, {"kind": "input"}], ParallelLayout(2, 2, 1))
+    with pytest.raises(WorkerError, match="task 1 died with exit code 9"):
+        run_parallel(_fail, [{"kind": "ok"}, {"kind": "die"}, {"kind": "ok"}], ParallelLayout(3, 2, 1))
