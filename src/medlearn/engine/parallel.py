@@ -75,6 +75,14 @@ def _worker(fn: Callable[..., Any], kwargs: dict[str, Any], threads: int, send: 
     send.close()
 
 
+def _death_hint(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by signal {-exitcode}, perhaps for memory"
+    # the usual cause: each spawned worker re-imports the caller's script, which then trains again
+    return ("see its error output above; a script that trains with medlearn must do so under "
+            "`if __name__ == \"__main__\":`")
+
+
 class WorkerError(RuntimeError):
     """A parallel training failed; the message carries the worker's exception and traceback."""
 
@@ -125,7 +133,7 @@ def run_parallel(fn: Callable[..., Any], kwargs_list: list[dict[str, Any]], layo
                 except EOFError:  # died without an answer: killed (out of memory?) or crashed
                     process.join()
                     raise WorkerError(f"task {i} died with exit code {process.exitcode} "
-                                      "(killed, perhaps out of memory)") from None
+                                      f"({_death_hint(process.exitcode)})") from None
                 process.join()
                 del running[i]
                 if isinstance(result, _Failure):
