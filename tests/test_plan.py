@@ -23,9 +23,15 @@ def test_rules_follow_the_data() -> None:
     assert small.train.ensemble == 5 and small.train.max_epochs == 50  # 8 steps/epoch of 64 images
     assert big.train.ensemble == 1
     # ensemble members keep their final weights; a single model its best validation checkpoint
-    assert small.train.checkpoint == "final" and big.train.checkpoint == "best_val"
+    assert small.final_weights and not big.final_weights
     assert small.flip_tta and not big.flip_tta  # small sets average flipped views at prediction...
     assert not small.apply_overrides({"augment.flip": False}).flip_tta  # ...only of flips the model learnt
+    # both follow an overridden ensemble size, and explicit values win
+    single = small.apply_overrides({"train.ensemble": 1})
+    assert not single.final_weights and not single.flip_tta
+    assert not small.apply_overrides({"train.checkpoint": "best_val"}).final_weights
+    assert not small.apply_overrides({"tta": False}).flip_tta and big.apply_overrides({"tta": True}).flip_tta
+    assert big.apply_overrides({"train.checkpoint": "final"}).final_weights
     ct = plan_classification(_fp([64, 64, 64], 3, -1024, 3000), 100, [10, 200])
     assert ct.data.normalization == "ct" and ct.model.network == "resnet10" and ct.imbalance.strategy == "oversample"
 

@@ -54,8 +54,9 @@ class TrainSection:
     ensemble: int = 1
     monitor: str = "val_auc"
     # best_val: the checkpoint best on the monitored validation metric (early stopping after `patience`);
-    # final: the weights at the end of the full schedule (no early stopping; validation only reports).
-    checkpoint: Literal["best_val", "final"] = "best_val"
+    # final: the weights at the end of the full schedule (no early stopping; validation only reports);
+    # auto: final for ensemble members, best_val for a single model (ClassificationPlan.final_weights)
+    checkpoint: Literal["auto", "best_val", "final"] = "auto"
     max_minutes: float | None = None
     devices: int | None = None
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
@@ -81,7 +82,7 @@ class ClassificationPlan(Plan):
     in_channels: int = 1
     input_size: list[int] = field(default_factory=list)
     seed: int = 0
-    tta: bool = False
+    tta: bool | Literal["auto"] = "auto"  # average flipped views at prediction; auto: for ensembles
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     augment: AugmentSection = field(default_factory=AugmentSection)
@@ -90,9 +91,23 @@ class ClassificationPlan(Plan):
     patient: PatientSection = field(default_factory=PatientSection)
 
     @property
+    def final_weights(self) -> bool:
+        """Members keep their end-of-schedule weights: ``train.checkpoint`` final, or auto with an ensemble.
+
+        Resolved here, where it is used, so overriding ``train.ensemble`` alone changes it too. Why
+        ensembles: with ~100 validation images each member's best-epoch pick fits the noise of that pick
+        (BreastMNIST 5-fold CV on train+val, pooled out-of-fold AUC of the 5-member ensemble: best-val
+        .877, final .887, 4 of 5 folds better).
+        """
+        checkpoint = self.train.checkpoint
+        return checkpoint == "final" or (checkpoint == "auto" and self.train.ensemble > 1)
+
+    @property
     def flip_tta(self) -> bool:
-        """Average predictions over flipped views: asked for (``tta``) and learnt (training flips)."""
-        return self.tta and self.augment.flip
+        """Average predictions over flipped views: asked for (``tta``; auto: ensembles, as final + flips
+        gave .891 in the same CV) and learnt (training flips)."""
+        wanted = self.train.ensemble > 1 if self.tta == "auto" else bool(self.tta)
+        return wanted and self.augment.flip
 
     @property
     def num_outputs(self) -> int:
@@ -153,14 +168,8 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     # its horizon (1 / (1 - decay)) is ~5% of all steps.
     total_steps = steps_per_epoch * plan.train.max_epochs
     plan.train.ema_decay = round(min(0.999, max(0.9, 1 - 1 / max(10, 0.05 * total_steps))), 4)
-    # Small sets: ensemble members keep their final weights (end of the cosine schedule, no early stopping),
-    # since picking each member's best epoch on ~100 validation images fits the noise of that pick, and
-    # predictions average the flips training augments with. Chosen by 5-fold cross-validation on BreastMNIST
-    # train+val (pooled out-of-fold AUC of the 5-member ensemble): best-val .877, final .887 (4 of 5 folds
-    # better), final + flips .891 (no fold worse).
-    small_set = plan.train.ensemble > 1
-    plan.train.checkpoint = "final" if small_set else "best_val"
-    plan.tta = small_set
+    # Checkpoint and flip TTA stay "auto": ensembles keep their members' final weights and average flipped
+    # views, a single model keeps its best-validation checkpoint (see final_weights and flip_tta).
     # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
     plan.augment.level = "heavy" if n_train < 1000 else "medium"
     plan.augment.elastic = side >= 64

@@ -190,7 +190,7 @@ def train_member(run: Path, plan: ClassificationPlan, k: int, weights: list[floa
         echo(f"Initialised {n} backbone tensors from {options.init_from} (new head)")
     if several:
         echo(f"Ensemble member {k + 1}/{plan.train.ensemble} (seed {seed})")
-    final = plan.train.checkpoint == "final"
+    final = plan.final_weights
     trainer = build_trainer(run_dir, plan.train.max_epochs, plan.train.monitor,
                             "min" if "loss" in plan.train.monitor else "max", None if final else plan.train.patience,
                             plan.train.devices, plan.train.accelerator, plan.train.max_minutes,
