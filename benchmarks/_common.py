@@ -44,3 +44,12 @@ def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / f"{name}.json", payload)
     write_text(RESULTS / f"{name}.md", markdown.rstrip() + "\n")
+
+
+def members_text(training: dict[str, Any]) -> str:
+    """An ensemble's ``metrics.json["training"]`` as a phrase ("" for a single model), e.g.
+    "2 ensemble members ([11169, 11263] steps), 2 side by side, one process each"."""
+    if training.get("members", 1) <= 1:
+        return ""
+    return (f"{training['members']} ensemble members ({training['steps_per_member']} steps), "
+            f"{training['members_side_by_side']} side by side, one process each")

@@ -150,10 +150,11 @@ def main() -> None:
 
 
 def _workers_text(training: dict) -> str:
-    """How the training used the CPU: one network on N threads, or ensemble members side by side."""
-    if training.get("members", 1) > 1:
-        return (f"by {training['members']} ensemble members ({training['steps_per_member']} steps), "
-                f"{training['members_side_by_side']} at a time, one process each, on {os.cpu_count()} cores")
+    """How the training used the CPU: ensemble members side by side, or one network on N threads."""
+    from _common import members_text
+
+    if members_text(training):
+        return f"by {members_text(training)}, on {os.cpu_count()} cores"
     import torch
 
     return f"on {torch.get_num_threads()} CPU thread(s)"

@@ -148,20 +148,16 @@ def main() -> None:
         rows.append(f"| **mean of the ten** | | {out['test_top10_mean_dice']:.4f} | |")
         title = "3D brain MRI (VoxelMorph T1 + aseg): train on the left hemisphere, predict the right"
     write_json(HERE / "results" / f"segment_{args.dataset}.json", out)
+    from _common import members_text
+
     tr = metrics["training"]
+    members = f" ({members_text(tr)})" if members_text(tr) else ""
     text = (f"# {title}\n\n" + "\n".join(rows) + f"\n\nDefault plan except max_time_minutes={minutes:g}; "
-            f"{tr['steps']} steps in {tr['seconds']} s{_members_text(tr)}; network {model.plan.network.name} "
+            f"{tr['steps']} steps in {tr['seconds']} s{members}; network {model.plan.network.name} "
             f"{model.plan.network.channels}, patch {model.plan.train.patch_size}, batch {model.plan.train.batch_size}."
             f" Post-processing chosen: {metrics['validation']['postprocessing']}.\n")
     write_text(HERE / "results" / f"segment_{args.dataset}.md", text)
     print(text)
-
-
-def _members_text(training: dict) -> str:
-    if training.get("members", 1) <= 1:
-        return ""
-    return (f" ({training['members']} ensemble members, {training['steps_per_member']} steps, "
-            f"{training['members_side_by_side']} trained side by side)")
 
 
 def _class_counts(test: Path) -> dict[int, int]:

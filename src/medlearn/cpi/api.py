@@ -23,7 +23,6 @@ from medlearn.errors import InputError
 
 # net fields added after the first model files: their values in files that predate them
 LEGACY_NET = {"fp_counts": False, "kmer_pca": 0, "head": "concat", "tower_dim": 0, "tower_hidden": 512}
-MEMBER_FILE = "member.pt"
 
 
 class AffinityModel:
@@ -143,8 +142,8 @@ class AffinityModel:
         t = self.plan.train
         seed = self.seed + k
         tag = run_dir.member_tag(k, t.ensemble)
-        ckpt_dir = run_dir.checkpoints_dir / tag
-        done = ckpt_dir / MEMBER_FILE
+        done = run_dir.member_file(tag)
+        ckpt_dir = done.parent
         seed_everything(seed)
         net = self._build_net()
         if resume and done.exists():

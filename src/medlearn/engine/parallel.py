@@ -30,6 +30,11 @@ class ParallelLayout:
     workers: int
     threads: int
 
+    def describe(self) -> str:
+        """The line a training prints before starting its members."""
+        return (f"Training {self.tasks} ensemble members, {self.workers} at a time with {self.threads} "
+                "thread(s) each")
+
     @property
     def rounds(self) -> int:
         """Trainings one worker runs one after another (each gets 1/rounds of a time budget)."""

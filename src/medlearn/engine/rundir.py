@@ -77,6 +77,12 @@ class RunDirectory:
     def last_checkpoint(self) -> Path:
         return self.checkpoints_dir / "last.ckpt"
 
+    def member_file(self, tag: str) -> Path:
+        """A trained ensemble member's weights, ``checkpoints/<tag>/member.pt`` (``tag`` from
+        :meth:`member_tag`; "" for a single model). Written atomically once the member is finished, so
+        its presence means "do not train this member again" on ``--resume``."""
+        return self.checkpoints_dir / tag / "member.pt"
+
     # -- state ------------------------------------------------------------------------------
     def is_finished(self) -> bool:
         return self.metrics_file.exists()

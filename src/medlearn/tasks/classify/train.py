@@ -127,8 +127,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     val_set = ImageArrayDataset(images[val_idx], data.labels[val_idx])
     layout = member_layout(plan.train.ensemble, plan.train.devices, plan.train.accelerator)
     if layout.workers > 1:
-        echo(f"Training {layout.tasks} ensemble members, {layout.workers} at a time with {layout.threads} "
-             "thread(s) each")
+        echo(layout.describe())
     jobs = [{"run": run.path, "plan": plan, "k": k, "weights": weights, "train_set": train_set, "val_set": val_set,
              "sample_weights": sample_weights, "options": options, "resuming": resuming,
              "progress": options.progress and layout.workers == 1, "echo": echo if layout.workers == 1 else print}
@@ -167,15 +166,15 @@ def train_member(run: Path, plan: ClassificationPlan, k: int, weights: list[floa
     """Train ensemble member ``k`` (seed ``seed + k``), possibly in a worker process, unless an earlier
     attempt finished it.
 
-    Its network (best-validation or final weights, per ``plan.train.checkpoint``) goes to ``member.pt``
+    Its network (final or best-validation weights, per ``plan.final_weights``) goes to ``member.pt``
     under the member's checkpoint folder (tensors are not sent back from a worker process: one that
     exits while the parent still maps them can deadlock). Returns ``{"file", "epochs", "best_epoch"}``.
     """
     run_dir = RunDirectory(run)
     several = plan.train.ensemble > 1
     tag = RunDirectory.member_tag(k, plan.train.ensemble)
-    member_dir = run_dir.checkpoints_dir / tag
-    done = member_dir / "member.pt"
+    done = run_dir.member_file(tag)
+    member_dir = done.parent
     if done.exists():  # finished before an interruption: reuse, don't retrain
         saved = torch.load(done, map_location="cpu", weights_only=False)
         return {"file": str(done), "epochs": saved["epochs"], "best_epoch": saved["best_epoch"]}

@@ -138,7 +138,7 @@ def fit_members(plan: SegmentationPlan, run: Path, train_cases: list[MSDCase], v
     layout = member_layout(n, plan.train.devices)
     minutes = plan.train.max_time_minutes
     if n > 1:
-        echo(f"Training {n} ensemble members, {layout.workers} at a time with {layout.threads} thread(s) each")
+        echo(layout.describe())
     jobs = []
     for k in range(n):
         member = SegmentationPlan.from_dict(plan.to_dict())
@@ -165,8 +165,8 @@ def fit_member(plan: SegmentationPlan, run: Path, tag: str, train_cases: list[MS
     from medlearn.tasks.segment.module import SegmentationModule
 
     rd = RunDirectory(run)
-    member_dir = rd.checkpoints_dir / tag
-    done = member_dir / "member.pt"
+    done = rd.member_file(tag)
+    member_dir = done.parent
     if done.exists():
         return _member_summary(done)
     t = plan.train
