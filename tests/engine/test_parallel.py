@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +31,20 @@ def _fail(kind: str) -> None:
     raise ZeroDivisionError("boom")
 
 
+def _sleep_after_writing_pid(folder: str) -> None:
+    (Path(folder) / f"{os.getpid()}.pid").write_text("")
+    time.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its new parent) counts as gone
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" if Path(f"/proc/{pid}").exists() else True
+
+
 def test_layout_splits_cores_between_workers():
     assert plan_layout(2, cores=2) == ParallelLayout(2, 2, 1)
     assert plan_layout(2, cores=8) == ParallelLayout(2, 2, 4)
@@ -46,3 +65,24 @@ def test_a_failing_worker_is_reported_and_bad_input_stays_bad_input():
         run_parallel(_fail, [{"kind": "ok"}, {"kind": "input"}], ParallelLayout(2, 2, 1))
     with pytest.raises(WorkerError, match="task 1 died with exit code 9"):
         run_parallel(_fail, [{"kind": "ok"}, {"kind": "die"}, {"kind": "ok"}], ParallelLayout(3, 2, 1))
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """A parent stopped by SIGKILL (no clean-up runs) must not leave its workers training on."""
+    tasks = [{"folder": str(tmp_path)}] * 2
+    script = ("from tests.engine.test_parallel import _sleep_after_writing_pid\n"
+              "from medlearn.engine.parallel import ParallelLayout, run_parallel\n"
+              "if __name__ == '__main__':\n"
+              f"    run_parallel(_sleep_after_writing_pid, {tasks!r}, ParallelLayout(2, 2, 1))\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)

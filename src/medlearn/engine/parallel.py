@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,10 +68,29 @@ class _Failure:
     trace: str
 
 
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent process is gone.
+
+    Ctrl-C reaches the whole process group, but a parent stopped by SIGTERM or SIGKILL (a job
+    scheduler, ``kill``) runs no clean-up: its workers would otherwise train on, orphaned, for the
+    rest of their budget. Each member checkpoints, so ``--resume`` picks up what they had done.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medlearn-parent-watch", daemon=True).start()
+
+
 def _worker(fn: Callable[..., Any], kwargs: dict[str, Any], threads: int, send: Connection) -> None:
     """Entry point of one worker process: set its threads, run ``fn``, send back the result or the failure."""
     from medlearn.engine.seed import configure_cpu_threads
 
+    _exit_with_parent()
     configure_cpu_threads(threads)
     try:
         result = fn(**kwargs)
