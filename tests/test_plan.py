@@ -29,10 +29,6 @@ def test_rules_follow_the_data() -> None:
     # both follow an overridden ensemble size, and explicit values win
     single = small.apply_overrides({"train.ensemble": 1})
     assert not single.final_weights and not single.flip_tta
-    # label smoothing: ensemble members of single-label tasks only, unless set
-    assert small.smoothing == 0.1 and single.smoothing == 0.0 and big.smoothing == 0.0
-    assert small.apply_overrides({"task": "multilabel"}).smoothing == 0.0
-    assert big.apply_overrides({"train.label_smoothing": 0.2}).smoothing == 0.2
     assert not small.apply_overrides({"train.checkpoint": "best_val"}).final_weights
     assert not small.apply_overrides({"tta": False}).flip_tta and big.apply_overrides({"tta": True}).flip_tta
     assert big.apply_overrides({"train.checkpoint": "final"}).final_weights

@@ -66,7 +66,7 @@ class ClassificationModule(pl.LightningModule):
         self.plan = ClassificationPlan.from_dict(plan)
         self.net = build_classifier_network(self.plan, single=True)  # one (ensemble) member
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.loss = TaskLoss(self.plan.task, weights, self.plan.smoothing)
+        self.loss = TaskLoss(self.plan.task, weights, self.plan.train.label_smoothing)
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self._augment_gen = torch.Generator().manual_seed(self.plan.seed)

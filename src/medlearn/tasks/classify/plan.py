@@ -48,8 +48,7 @@ class TrainSection:
     weight_decay: float = 5e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["cosine", "none"] = "cosine"
-    # auto: 0.1 for ensemble members of binary/multi-class tasks, else 0 (ClassificationPlan.smoothing)
-    label_smoothing: float | Literal["auto"] = "auto"
+    label_smoothing: float = 0.0
     ema_decay: float | None = None  # exponential moving average of weights (None: off)
     # members trained with seeds seed..seed+n-1 (side by side on CPU cores); probabilities averaged
     ensemble: int = 1
@@ -109,20 +108,6 @@ class ClassificationPlan(Plan):
         gave .891 in the same CV) and learnt (training flips)."""
         wanted = self.train.ensemble > 1 if self.tta == "auto" else bool(self.tta)
         return wanted and self.augment.flip
-
-    @property
-    def smoothing(self) -> float:
-        """Cross-entropy label smoothing: ``train.label_smoothing``; auto: 0.1 for ensemble members of
-        binary and multi-class tasks (Szegedy et al. 2016; Mueller et al. 2019), 0 otherwise.
-
-        Members trained to the end of their schedule on a few hundred images grow overconfident.
-        BreastMNIST CV on train+val (3 folds, the same member seeds, 5 members with flips): pooled
-        out-of-fold AUC .879 -> .886, ACC .824 -> .829 (two folds better, one equal). A single model
-        (larger sets) keeps hard targets; ordinal and multi-label losses have no smoothing.
-        """
-        if self.train.label_smoothing != "auto":
-            return float(self.train.label_smoothing)
-        return 0.1 if self.train.ensemble > 1 and self.task in ("binary", "multiclass") else 0.0
 
     @property
     def num_outputs(self) -> int:
@@ -185,9 +170,8 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     # its horizon (1 / (1 - decay)) is ~5% of all steps.
     total_steps = steps_per_epoch * plan.train.max_epochs
     plan.train.ema_decay = round(min(0.999, max(0.9, 1 - 1 / max(10, 0.05 * total_steps))), 4)
-    # Checkpoint, flip TTA and label smoothing stay "auto": ensemble members keep their final weights, train
-    # on smoothed labels and predict flipped views too; a single model keeps its best-validation checkpoint
-    # (see final_weights, flip_tta and smoothing).
+    # Checkpoint and flip TTA stay "auto": ensembles keep their members' final weights and average flipped
+    # views, a single model keeps its best-validation checkpoint (see final_weights and flip_tta).
     # Augmentation: more for small data; elastic deformation only for larger images (meaningless at 28 px).
     plan.augment.level = "heavy" if n_train < 1000 else "medium"
     plan.augment.elastic = side >= 64
