@@ -12,6 +12,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cli_exit_code(args: list[str]) -> int:
+    """Run ``medlearn ARGS`` in this process (through ``medlearn.cli.main.main``, whose ``app`` a test
+    may have replaced) and return its exit code: 0, 2 for bad input, ..."""
+    from medlearn.cli import main as cli_main
+
+    try:
+        cli_main.main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``MEDLEARN_DATA`` (default ``../shared/data``): the real public datasets. Missing = test failure."""

@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medlearn.cli.main import main
-
-
-def _run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from tests.conftest import cli_exit_code as _run
 
 
 def test_demo_trains_evaluates_reports_and_keeps_a_finished_run(tmp_path: Path, capsys) -> None:

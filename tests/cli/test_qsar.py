@@ -11,7 +11,7 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import Crippen
 
-from medlearn.cli.main import main
+from tests.conftest import cli_exit_code
 
 MEDLEARN = Path(sys.executable).parent / "medlearn"
 
@@ -35,12 +35,7 @@ def csv(tmp_path, monkeypatch):
     return path
 
 
-def _run(args):
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code
-    return 0
+_run = cli_exit_code
 
 
 def test_train_predict_evaluate(csv, tmp_path, capsys):

@@ -8,16 +8,12 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from medlearn.cli.main import main
 from medlearn.tasks.segment.synthetic import make_synthetic_dataset
+from tests.conftest import cli_exit_code
 
 
 def run_cli(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = exc.code
+    code = cli_exit_code(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

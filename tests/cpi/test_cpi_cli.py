@@ -12,6 +12,7 @@ import typer
 
 import medlearn.cli.main as cli_main
 from medlearn.cpi.cli import app as cpi_app
+from tests.conftest import cli_exit_code
 
 
 @pytest.fixture(autouse=True)
@@ -26,20 +27,12 @@ def _mount_cpi(monkeypatch):
     monkeypatch.setattr(cli_main, "app", root)
 
 
-def main(args):
-    cli_main.main(args)
-
 TINY = ["--set", "train.max_epochs=2", "--set", "net.embed_dim=8", "--set", "net.filters=4",
         "--set", "net.hidden=[16]", "--set", "net.protein_kernel=4", "--set", "train.batch_size=16",
         "--set", "train.ensemble=2", "--set", "train.threads=1"]
 
 
-def _run_main(args):
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
+_run_main = cli_exit_code
 
 
 def _pairs(path):

@@ -12,6 +12,7 @@ import typer
 
 import medlearn.cli.main as cli_main
 from medlearn.molgen.cli import app as molgen_app
+from tests.conftest import cli_exit_code
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +26,6 @@ def _mount_molgen(monkeypatch):
 
     monkeypatch.setattr(cli_main, "app", root)
 
-
-def main(args):
-    cli_main.main(args)
 
 TINY = ["--set", "train.max_epochs=2", "--set", "net.hidden=32", "--set", "net.layers=1",
         "--set", "eval_samples=30", "--set", "train.batch_size=16"]
@@ -56,12 +54,7 @@ def test_train_sample_evaluate(tmp_path, capsys):
     assert _run_main(["generate", "train", str(csv), "--smiles", "smi", "-o", str(run), "--quiet", *TINY]) == 2
 
 
-def _run_main(args):
-    try:
-        main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
+_run_main = cli_exit_code
 
 
 def test_bad_csv_exits_2_naming_the_file(tmp_path, capsys):

@@ -16,14 +16,12 @@ from medlearn.engine.parallel import available_cores
 from medlearn.tasks.classify.api import Classifier
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 from medlearn.tasks.classify.patient import PatientAggregator
-from tests.conftest import FAST
+from tests.conftest import FAST, cli_exit_code
 
 
 def run_cli(args: list[str]) -> None:
-    try:
-        main(args)
-    except SystemExit as exc:  # typer exits 0 on success in some paths
-        assert exc.code in (0, None), f"exit {exc.code}"
+    code = cli_exit_code(args)
+    assert code == 0, f"exit {code}"
 
 
 @pytest.fixture(scope="module")
