@@ -153,8 +153,8 @@ def _workers_text(training: dict) -> str:
     """How the training used the CPU: ensemble members side by side, or one network on N threads."""
     from _common import members_text
 
-    if members_text(training):
-        return f"by {members_text(training)}, on {os.cpu_count()} cores"
+    if members := members_text(training):
+        return f"by {members}, on {os.cpu_count()} cores"
     import torch
 
     return f"on {torch.get_num_threads()} CPU thread(s)"

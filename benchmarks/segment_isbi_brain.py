@@ -151,7 +151,7 @@ def main() -> None:
     from _common import members_text
 
     tr = metrics["training"]
-    members = f" ({members_text(tr)})" if members_text(tr) else ""
+    members = f" ({text})" if (text := members_text(tr)) else ""
     text = (f"# {title}\n\n" + "\n".join(rows) + f"\n\nDefault plan except max_time_minutes={minutes:g}; "
             f"{tr['steps']} steps in {tr['seconds']} s{members}; network {model.plan.network.name} "
             f"{model.plan.network.channels}, patch {model.plan.train.patch_size}, batch {model.plan.train.batch_size}."
