@@ -30,8 +30,9 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def plain_monai_steps(net, cases, patch: int, batch: int, steps: int, seed: int) -> float:
-    """Seconds for ``steps`` steps of a plain MONAI training loop (data sampling included)."""
+def plain_monai_steps(net, cases, patch: int, batch: int, steps: int, seed: int, bf16: bool = False) -> float:
+    """Seconds for ``steps`` steps of a plain MONAI training loop (data sampling included); ``bf16``: the
+    forward under bfloat16 autocast, as medlearn's plan runs it on CPUs with native bfloat16."""
     import torch
     from monai.losses import DiceCELoss
 
@@ -56,7 +57,9 @@ def plain_monai_steps(net, cases, patch: int, batch: int, steps: int, seed: int)
                 xi, yi = xi[:, ::-1], yi[::-1]
             x[b], y[b, 0] = xi, yi
         opt.zero_grad()
-        loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(torch.from_numpy(x))
+        loss = loss_fn(logits.float(), torch.from_numpy(y))
         loss.backward()
         opt.step()
     return time.perf_counter() - start
@@ -128,17 +131,24 @@ def main() -> None:
     cases = build_cache(train_ds.training[:16], plan, work / "speed-cache")
 
     # -- training: alternate rounds ------------------------------------------------------------
+    # the overhead ratio compares like with like (the plain loop in the plan's precision); a bf16 plan is
+    # also timed against the plain float32 loop (the anchor's recipe)
+    bf16 = plan.train.precision == "bf16"
     train_rows = []
     for r in range(args.rounds):
-        torch.manual_seed(r)
-        net = build_segmentation_net(plan, single=True)  # one ensemble member: what each training process runs
-        plain = plain_monai_steps(net, cases, plan.train.patch_size[0], plan.train.batch_size, args.steps, r)
+        row = {"round": r}
+        for key, plain_bf16 in (("plain_monai_it_s", bf16), ("plain_monai_fp32_it_s", False))[: 1 + bf16]:
+            torch.manual_seed(r)
+            net = build_segmentation_net(plan, single=True)  # one ensemble member: what each training process runs
+            row[key] = args.steps / plain_monai_steps(net, cases, plan.train.patch_size[0], plan.train.batch_size,
+                                                      args.steps, r, plain_bf16)
         ours, warmup = medlearn_steps(plan, cases, args.steps, work / "speed-lightning")
-        train_rows.append({"round": r, "plain_monai_it_s": args.steps / plain, "medlearn_it_s": args.steps / ours,
-                           "medlearn_warmup_s": round(warmup, 1), "load1": os.getloadavg()[0]})
+        train_rows.append({**row, "medlearn_it_s": args.steps / ours, "medlearn_warmup_s": round(warmup, 1),
+                           "load1": os.getloadavg()[0]})
         print(train_rows[-1], flush=True)
-    plain_total = sum(args.steps / r["plain_monai_it_s"] for r in train_rows)
-    ours_total = sum(args.steps / r["medlearn_it_s"] for r in train_rows)
+
+    def mean_rate(key: str) -> float:  # steps over summed seconds
+        return round(len(train_rows) * args.steps / sum(args.steps / row[key] for row in train_rows), 3)
 
     # -- inference -------------------------------------------------------------------------------
     test_ds = load_msd_dataset(work / "drive_test")
@@ -181,9 +191,8 @@ def main() -> None:
         "network": plan.network.name, "channels": plan.network.channels, "patch": plan.train.patch_size,
         "batch": plan.train.batch_size,
         "training": {"rounds": train_rows, "steps_per_round": args.steps,
-                     "plain_monai_it_s": round(len(train_rows) * args.steps / plain_total, 3),
-                     "medlearn_it_s": round(len(train_rows) * args.steps / ours_total, 3),
-                     "ratio": round(plain_total / ours_total, 3), "goal": ">= 1.0",
+                     "precision": plan.train.precision, "plain_monai_it_s": mean_rate("plain_monai_it_s"),
+                     "medlearn_it_s": mean_rate("medlearn_it_s"), "goal": ">= 1.0",
                      "medlearn_compiled": should_compile(plan.train)},
         "inference": {"images": len(inputs), "monai_sliding_window_s_per_image": round(t_monai / len(inputs), 4),
                       "medlearn_s_per_image": round(t_ours / len(inputs), 4),
@@ -194,13 +203,20 @@ def main() -> None:
                       "auc_monai": m_monai["auc"], "auc_medlearn": m_ours["auc"]},
         "load_average_end": os.getloadavg(),
     }
-    write_json(HERE / "results" / "segment_speed.json", out)
     tr, inf = out["training"], out["inference"]
+    tr["ratio"] = round(tr["medlearn_it_s"] / tr["plain_monai_it_s"], 3)
+    if bf16:
+        tr["plain_monai_fp32_it_s"] = mean_rate("plain_monai_fp32_it_s")
+        tr["ratio_vs_fp32"] = round(tr["medlearn_it_s"] / tr["plain_monai_fp32_it_s"], 3)
+    write_json(HERE / "results" / "segment_speed.json", out)
+    precision = "bfloat16 autocast" if bf16 else "float32"
     text = ("# Segmentation speed, side by side in one run (DRIVE, same network and weights)\n\n"
             "| measure | MONAI reference | medlearn | ratio | goal |\n|---|---|---|---|---|\n"
-            f"| training it/s (batch {plan.train.batch_size}, {plan.train.patch_size} patches) | "
+            f"| training it/s (batch {plan.train.batch_size}, {plan.train.patch_size} patches, both {precision}) | "
             f"{tr['plain_monai_it_s']} | {tr['medlearn_it_s']} | {tr['ratio']} | >= 1.0 |\n"
-            f"| inference s/image (584x565, {len(inputs)} images) | {inf['monai_sliding_window_s_per_image']} "
+            + (f"| training it/s, plain loop in float32 (the anchor's recipe) vs medlearn's default | "
+               f"{tr['plain_monai_fp32_it_s']} | {tr['medlearn_it_s']} | {tr['ratio_vs_fp32']} | - |\n" if bf16 else "")
+            + f"| inference s/image (584x565, {len(inputs)} images) | {inf['monai_sliding_window_s_per_image']} "
             f"(sliding window, eager) | {inf['medlearn_s_per_image']} ({inf['engine']}, whole image) | "
             f"{inf['speedup']}x | >= 1.5x |\n\n"
             f"Outputs inside the FOV: max |dp| {max_diff:.4f}, mean |dp| {mean_diff:.5f}, same label for "

@@ -285,3 +285,31 @@ def test_flip_tta_averages_the_four_training_flips() -> None:
     averaged = predict_proba(TopLeft(), images, "multiclass", tta=True)
     expected = np.mean([predict_proba(TopLeft(), v.numpy(), "multiclass") for v in views], 0)
     assert np.allclose(averaged, expected) and not np.allclose(averaged, plain)
+
+
+def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> None:
+    from medlearn.tasks.classify.module import ClassificationModule
+    from medlearn.tasks.classify.plan import ClassificationPlan
+
+    plan = ClassificationPlan(task="binary", label_names=["a", "b"], input_size=[8, 8])
+    plan.model.network, plan.model.widths = "resnet18", [4, 8, 8, 8]
+    plan.augment.mixup = 0.4
+    module = ClassificationModule(plan.to_dict())
+    module.log = lambda *a, **k: None  # no Trainer attached
+    seen: list[torch.Tensor] = []
+    module.net.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    x = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])  # image 0 all 0, image 1 all 1
+    y = torch.tensor([0, 1])
+    for _ in range(20):
+        loss = module.training_step((x, y), 0)
+        assert torch.isfinite(loss)
+    mixed = [s[:, 0, 0, 0] for s in seen]  # each image constant, so one value per image: its weight
+    assert all(torch.allclose(s[:, 0].flatten(), s[:, 0, 0, 0].repeat_interleave(64)) for s in seen)
+    # each mixture pairs an image with a partner: weights lam on one and 1 - lam on the other
+    assert any(0.01 < float(m.min()) and float(m.max()) < 0.99 for m in mixed)
+    plan.augment.mixup = 0.0
+    plain = ClassificationModule(plan.to_dict())
+    plain.log = module.log
+    plain.net.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    plain.training_step((x, y), 0)
+    assert torch.equal(seen[-1], x)

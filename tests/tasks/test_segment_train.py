@@ -151,6 +151,27 @@ def test_channels_last_training_layout_gives_the_same_outputs_and_is_undone_afte
     assert conv.is_contiguous()
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_bf16_training_runs_the_network_in_bfloat16_and_keeps_float32_weights_and_loss(tmp_path, precision):
+    from medlearn.tasks.segment.module import SegmentationModule
+    from medlearn.tasks.segment.train import build_plan
+
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=16)
+    plan = build_plan(data, {"network.channels": [4, 8], "network.strides": [2], "train.precision": precision,
+                             "train.augmentation": "none"})
+    module = SegmentationModule(plan.to_dict())
+    seen = []
+    module.net.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    batch = (torch.randn(2, plan.in_channels, 16, 16), torch.randint(0, 2, (2, 16, 16)), torch.ones(2, 16, 16))
+    module.log = lambda *a, **k: None  # no Trainer attached
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32]
+    assert loss.dtype == torch.float32
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in module.net.parameters()
+               if p.grad is not None)
+
+
 def test_a_held_out_validation_case_stays_out_of_training(tmp_path):
     data = make_synthetic_dataset(tmp_path / "ds", n_cases=3, size=32, roi=True)
     overrides = {**TINY_2D, "train.max_epochs": 1, "train.train_on_val_cases": False}

@@ -77,6 +77,17 @@ def test_compile_only_for_long_runs_and_on_off_survive_yaml():
     assert not should_compile(plan.apply_overrides(parse_overrides(["train.compile=off"])).train)
 
 
+def test_precision_is_float32_unless_asked_and_old_plans_keep_it():
+    plan = make_plan(_fingerprint(cases=20), cores=2)
+    assert plan.train.precision == "fp32" and plan.train.ensemble == 2
+    assert plan.apply_overrides({"train.precision": "bf16"}).train.precision == "bf16"
+    with pytest.raises(InputError):
+        plan.apply_overrides({"train.precision": "fp16"})
+    legacy = plan.to_dict()  # a plan written before the field existed
+    del legacy["train"]["precision"]
+    assert SegmentationPlan.from_dict(legacy).train.precision == "fp32"
+
+
 def test_preprocess_zscore_inside_roi_and_zero_outside():
     plan = make_plan(_fingerprint())
     image = np.random.default_rng(0).normal(50, 10, (1, 20, 20)).astype(np.float32)

@@ -70,6 +70,7 @@ class ClassificationModule(pl.LightningModule):
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self._augment_gen = torch.Generator().manual_seed(self.plan.seed)
+        self._mixup_rng = np.random.default_rng(self.plan.seed)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment whole training batches (vectorised; see ``medlearn.transforms.batch``)."""
@@ -83,7 +84,15 @@ class ClassificationModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = self.loss(self(x), y)
+        alpha = self.plan.augment.mixup
+        if alpha > 0:
+            # mixup: the loss is linear in the targets, so mixing the two losses mixes the targets
+            lam = float(self._mixup_rng.beta(alpha, alpha))
+            other = torch.randperm(len(x), generator=self._augment_gen).to(x.device)
+            logits = self(lam * x + (1 - lam) * x[other])
+            loss = lam * self.loss(logits, y) + (1 - lam) * self.loss(logits, y[other])
+        else:
+            loss = self.loss(self(x), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 

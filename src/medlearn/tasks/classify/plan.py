@@ -37,6 +37,9 @@ class AugmentSection:
     noise_std: float = 0.05
     contrast: float = 0.2
     erase_prob: float = 0.25  # random erasing (Zhong et al. 2020)
+    # mixup (Zhang et al. 2018): train on convex mixtures of two images and of their losses, with the
+    # weight drawn from Beta(mixup, mixup); 0 = off
+    mixup: float = 0.0
 
 
 @dataclass
