@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 
 def plain_monai_steps(net, cases, patch: int, batch: int, steps: int, seed: int, bf16: bool = False) -> float:
     """Seconds for ``steps`` steps of a plain MONAI training loop (data sampling included); ``bf16``: the
-    forward under bfloat16 autocast, as medlearn's plan runs it on CPUs with native bfloat16."""
+    forward under bfloat16 autocast, as medlearn runs it with ``train.precision=bf16``."""
     import torch
     from monai.losses import DiceCELoss
 
