@@ -164,7 +164,9 @@ def plan_classification(fingerprint: dict[str, Any], n_train: int, train_class_c
     # same members' out-of-fold predictions pooled, flip TTA), AUC 1 member .854, 3 .878, 5 .879, 7 .881, 10 .879.
     # Label smoothing 0.1 for the members was tried and not kept: the same CV gave AUC .879 -> .886 and ACC
     # .824 -> .829, but on the official val split accuracy fell over three seeds (.910/.910/.923 ->
-    # .910/.897/.872) while AUC moved +.002, so the evidence on accuracy is mixed.
+    # .910/.897/.872) while AUC moved +.002, so the evidence on accuracy is mixed. Mixup 0.2 (augment.mixup) is
+    # not a default either: same CV, folds 0-2, flip AUC .829/.914/.880 vs .839/.920/.888, ACC .800/.824/.848 vs
+    # .800/.856/.816.
     # Epochs: ~400 optimisation steps per member, or ~1200 for a single model (a CPU budget of minutes),
     # 10..100 epochs.
     plan.train.ensemble = 5 if n_train < 2000 else 1
