@@ -306,6 +306,7 @@ def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> 
     mixed = [s[:, 0, 0, 0] for s in seen]  # each image constant, so one value per image: its weight
     assert all(torch.allclose(s[:, 0].flatten(), s[:, 0, 0, 0].repeat_interleave(64)) for s in seen)
     # each mixture pairs an image with a partner: weights lam on one and 1 - lam on the other
+    assert all(torch.isclose(m.sum(), torch.tensor(1.0)) for m in mixed)
     assert any(0.01 < float(m.min()) and float(m.max()) < 0.99 for m in mixed)
     plan.augment.mixup = 0.0
     plain = ClassificationModule(plan.to_dict())

@@ -96,7 +96,6 @@ class SegmentationModule(pl.LightningModule):
         # the training forward; a compiled view of self.net (kept out of the module tree so the
         # state_dict keys stay those of self.net) when the plan compiles
         self.__dict__["_train_forward"] = self.net
-        self._bf16 = self.plan.train.precision == "bf16"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -158,7 +157,7 @@ class SegmentationModule(pl.LightningModule):
             image = image.contiguous(memory_format=layout)
         # bf16 autocast covers the network only (a no-op for CUDA tensors, which Lightning's
         # precision plugin handles); the loss sees float32 logits
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.plan.train.precision == "bf16"):
             logits = self._train_forward(image)
         loss = masked_dice_ce(logits.float(), label, weight, self.plan.train.loss)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=image.shape[0])
