@@ -314,3 +314,20 @@ def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> 
     plain.net.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
     plain.training_step((x, y), 0)
     assert torch.equal(seen[-1], x)
+
+
+def test_train_on_val_learns_from_the_val_images_with_final_weights(tiny_npz: Path, tmp_path: Path) -> None:
+    common = [*FAST, "--set", "train.max_epochs=2", "--set", "train.ema_decay=null"]
+    final = ["--set", "train.checkpoint=final"]
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "plain"), *common, *final])
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "both"), *common, *final,
+             "--set", "train.train_on_val=true"])
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    both = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    assert plain["training"]["images_trained_on"] == 48
+    assert both["training"]["images_trained_on"] == 48 + 16
+    assert "also learnt from the val images" in (tmp_path / "both" / "report.html").read_text()
+    # a best-validation checkpoint would be selected on images it trained on: refused
+    code = cli_exit_code(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "bad"), *common,
+                          "--set", "train.checkpoint=best_val", "--set", "train.train_on_val=true"])
+    assert code == 2

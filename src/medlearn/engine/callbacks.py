@@ -1,11 +1,40 @@
-"""Lightning callbacks: atomic checkpoints (a crash mid-save never corrupts ``last.ckpt``)."""
+"""Lightning callbacks: atomic checkpoints (a crash mid-save never corrupts ``last.ckpt``) and a stop
+on a non-finite training loss (a diverged run ends at once with one line, not after its whole budget)."""
 
 from __future__ import annotations
 
+import math
 import os
+from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from medlearn.errors import InputError
+
+
+class TrainingDiverged(InputError):
+    """The training loss became NaN or infinite: the plan's settings (learning rate, precision) do not fit
+    this data. Exit code 2 like bad input, since a setting is what must change."""
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Raise :class:`TrainingDiverged` at the first step whose training loss is NaN or infinite.
+
+    Without it a diverged run trains on to the end of its budget and fails later, in evaluation,
+    with a library traceback. The checkpoints written before the divergence are left as they were.
+    """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(trainer.default_root_dir,
+                                       f"training diverged: the loss became {value} at step {trainer.global_step}",
+                                       "lower train.lr (or use float32 precision) and train again")
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):

@@ -118,7 +118,7 @@ def _reraise(failure: _Failure) -> None:
 
     if failure.kind == "KeyboardInterrupt":
         raise KeyboardInterrupt
-    if failure.kind in ("InputError", "RunExistsError"):
+    if failure.kind in ("InputError", "RunExistsError", "TrainingDiverged"):
         raise InputError(None, failure.message)
     raise WorkerError(f"{failure.kind}: {failure.message}\n{failure.trace}")
 

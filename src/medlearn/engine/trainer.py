@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from medlearn.engine.callbacks import AtomicModelCheckpoint
+from medlearn.engine.callbacks import AtomicModelCheckpoint, StopOnNonFiniteLoss
 from medlearn.engine.rundir import RunDirectory
 from medlearn.errors import InputError
 
@@ -106,7 +106,7 @@ def build_trainer(
     best = AtomicModelCheckpoint(dirpath=checkpoint_dir, filename=Path(BEST_CHECKPOINT).stem,
                                  monitor=monitor, mode=mode, save_top_k=1, save_last=True,
                                  enable_version_counter=False)
-    callbacks: list[Callback] = [best, *extra_callbacks]
+    callbacks: list[Callback] = [best, StopOnNonFiniteLoss(), *extra_callbacks]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if enable_progress_bar:

@@ -10,6 +10,8 @@ the planner derives from the patch size) and returns a module mapping ``(B, C_in
 - ``attention_unet``: Attention U-Net (Oktay et al., MIDL 2018), MONAI.
 - ``segresnet``: SegResNet (Myronenko, BrainLes 2018), MONAI.
 - ``segnet``: SegNet (Badrinarayanan et al., TPAMI 2017), :mod:`medlearn.nets.segnet`.
+- ``sa_unet``: SA-UNet (Guo et al., ICPR 2020), DropBlock + spatial attention, :mod:`medlearn.nets.sa_unet`;
+  ``dropout`` is its DropBlock fraction (the paper's 0.18 on DRIVE).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Sequence
 from torch import nn
 
 from medlearn.nets.registry import register_network
+from medlearn.nets.sa_unet import SAUNet
 from medlearn.nets.segnet import SegNet
 
-SEGMENTATION_NETWORKS = ("unet", "unet3d", "vnet", "attention_unet", "segresnet", "segnet")
+SEGMENTATION_NETWORKS = ("unet", "unet3d", "vnet", "attention_unet", "segresnet", "segnet", "sa_unet")
 
 
 def required_divisor(name: str, strides: Sequence[int]) -> int:
@@ -98,3 +101,12 @@ def segnet(spatial_dims: int, in_channels: int, out_channels: int, channels: Seq
     # SegNet pools after every stage: one stage per stride, plus none at the bottom
     n_stages = max(1, len(tuple(strides)))
     return SegNet(spatial_dims, in_channels, out_channels, tuple(channels)[:n_stages])
+
+
+@register_network("sa_unet")
+def sa_unet(spatial_dims: int, in_channels: int, out_channels: int, channels: Sequence[int] = (16, 32, 64, 128),
+            strides: Sequence[int] = (2, 2, 2), dropout: float = 0.0) -> nn.Module:
+    if any(int(s) != 2 for s in strides):
+        raise ValueError(f"sa_unet down-samples by 2 at every level, got strides {tuple(strides)}")
+    levels = tuple(channels)[: len(tuple(strides)) + 1]
+    return SAUNet(spatial_dims, in_channels, out_channels, levels, drop_prob=dropout)

@@ -71,7 +71,10 @@ def write_report(path: Path, run: RunDirectory, plan: ClassificationPlan, net: t
     for split in ("val", "test", "all"):
         if split in metrics:
             rows += summary_rows(metrics[split], split)
-    report.add_table(rows, caption="95% bootstrap confidence intervals in brackets. Selection used val only.")
+    caption = "95% bootstrap confidence intervals in brackets. "
+    caption += ("The model also learnt from the val images (train.train_on_val): their metrics are not unseen-data "
+                "estimates." if plan.train.train_on_val else "Selection used val only.")
+    report.add_table(rows, caption=caption)
     if "patient" in metrics:
         prow = []
         for split in ("val", "test", "all"):

@@ -60,6 +60,9 @@ class TrainSection:
     # final: the weights at the end of the full schedule (no early stopping; validation only reports);
     # auto: final for ensemble members, best_val for a single model (ClassificationPlan.final_weights)
     checkpoint: Literal["auto", "best_val", "final"] = "auto"
+    # learn from the validation images too (final weights only: nothing is then selected on them, and
+    # their metrics are no longer unseen-data estimates)
+    train_on_val: bool = False
     max_minutes: float | None = None
     devices: int | None = None
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"

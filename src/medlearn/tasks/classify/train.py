@@ -117,6 +117,11 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         save_splits(run.splits_file, splits, data.ids, options.seed)
 
     train_idx, val_idx = splits == "train", splits == "val"
+    if plan.train.train_on_val:
+        if not plan.final_weights:
+            raise InputError("train.train_on_val", "needs final weights (nothing may be selected on images trained on)",
+                             "set train.checkpoint=final or train.train_on_val=false")
+        train_idx = train_idx | val_idx
     weights = None
     sample_weights = None
     if plan.imbalance.strategy == "weighted_loss":
@@ -153,7 +158,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     metrics = evaluate_splits(run, plan, net, data, images, splits, n_boot=options.n_boot, aggregator=aggregator)
     metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": sum(epochs_run),
                            "epochs_per_member": epochs_run, "best_epochs": best_epochs, "ensemble": len(members),
-                           "members_side_by_side": layout.workers,
+                           "members_side_by_side": layout.workers, "images_trained_on": int(train_idx.sum()),
                            "imbalance_ratio": plan.imbalance.ratio,
                            "imbalance_strategy": plan.imbalance.strategy}
     write_json(run.metrics_file, metrics)  # last: marks the run finished
