@@ -49,6 +49,7 @@ def test_train_writes_the_run_directory(trained: tuple[Path, Path]) -> None:
     assert lo <= metrics["test"]["auc"]["value"] <= hi
     assert {"sensitivity", "specificity", "fpr", "fnr", "balanced_accuracy", "ece"} <= set(metrics["test"])
     assert metrics["training"]["imbalance_ratio"] == 1.0
+    assert metrics["training"]["images_trained_on"] == 64  # one best-validation model: val stays held out
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 4 and "Grad-CAM" in html
     splits = json.loads((run / "splits.json").read_text())
@@ -316,17 +317,19 @@ def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> 
     assert torch.equal(seen[-1], x)
 
 
-def test_train_on_val_learns_from_the_val_images_with_final_weights(tiny_npz: Path, tmp_path: Path) -> None:
+def test_final_weights_learn_from_the_val_images_unless_told_not_to(tiny_npz: Path, tmp_path: Path) -> None:
     common = [*FAST, "--set", "train.max_epochs=2", "--set", "train.ema_decay=null"]
     final = ["--set", "train.checkpoint=final"]
-    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "plain"), *common, *final])
-    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "both"), *common, *final,
-             "--set", "train.train_on_val=true"])
-    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
-    both = json.loads((tmp_path / "both" / "metrics.json").read_text())
-    assert plain["training"]["images_trained_on"] == 48
-    assert both["training"]["images_trained_on"] == 48 + 16
-    assert "also learnt from the val images" in (tmp_path / "both" / "report.html").read_text()
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "auto"), *common, *final])
+    run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "held"), *common, *final,
+             "--set", "train.train_on_val=false"])
+    auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    held = json.loads((tmp_path / "held" / "metrics.json").read_text())
+    assert auto["training"]["images_trained_on"] == 48 + 16  # train.train_on_val=auto with final weights
+    assert held["training"]["images_trained_on"] == 48
+    assert auto["training"]["val_seen_in_training"] and not held["training"]["val_seen_in_training"]
+    assert "also learnt from the val images" in (tmp_path / "auto" / "report.html").read_text()
+    assert "Selection used val only" in (tmp_path / "held" / "report.html").read_text()
     # a best-validation checkpoint would be selected on images it trained on: refused
     code = cli_exit_code(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "bad"), *common,
                           "--set", "train.checkpoint=best_val", "--set", "train.train_on_val=true"])

@@ -181,3 +181,15 @@ def test_a_held_out_validation_case_stays_out_of_training(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert not metrics["validation"]["seen_in_training"]
     assert "also learnt from these validation cases" not in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_bf16_on_a_cpu_without_bfloat16_instructions_warns(tmp_path, monkeypatch):
+    from medlearn.tasks.segment import train as segment_train
+
+    monkeypatch.setattr(segment_train, "native_bf16", lambda: False)
+    data = make_synthetic_dataset(tmp_path / "ds", n_cases=2, size=32)
+    said = []
+    overrides = {**TINY_2D, "train.max_epochs": 1, "train.steps_per_epoch": 2, "train.precision": "bf16",
+                 "train.ensemble": 1}
+    segment_train.train_segmentation(data, tmp_path / "run", overrides, progress=False, echo=said.append)
+    assert any("bf16" in line and "emulated" in line for line in said)

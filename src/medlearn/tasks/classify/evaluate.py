@@ -73,7 +73,7 @@ def write_report(path: Path, run: RunDirectory, plan: ClassificationPlan, net: t
             rows += summary_rows(metrics[split], split)
     caption = "95% bootstrap confidence intervals in brackets. "
     caption += ("The model also learnt from the val images (train.train_on_val): their metrics are not unseen-data "
-                "estimates." if plan.train.train_on_val else "Selection used val only.")
+                "estimates." if plan.learns_from_val else "Selection used val only.")
     report.add_table(rows, caption=caption)
     if "patient" in metrics:
         prow = []

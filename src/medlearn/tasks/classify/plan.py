@@ -61,8 +61,9 @@ class TrainSection:
     # auto: final for ensemble members, best_val for a single model (ClassificationPlan.final_weights)
     checkpoint: Literal["auto", "best_val", "final"] = "auto"
     # learn from the validation images too (final weights only: nothing is then selected on them, and
-    # their metrics are no longer unseen-data estimates)
-    train_on_val: bool = False
+    # their metrics are no longer unseen-data estimates); auto: whenever the weights are final
+    # (ClassificationPlan.learns_from_val)
+    train_on_val: bool | Literal["auto"] = "auto"
     max_minutes: float | None = None
     devices: int | None = None
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
@@ -107,6 +108,19 @@ class ClassificationPlan(Plan):
         """
         checkpoint = self.train.checkpoint
         return checkpoint == "final" or (checkpoint == "auto" and self.train.ensemble > 1)
+
+    @property
+    def learns_from_val(self) -> bool:
+        """The members also train on the validation images: ``train.train_on_val``, or auto with final weights.
+
+        With final weights nothing is selected on validation, so holding it out only costs data (nnU-Net's
+        "all" fold does the same). BreastMNIST 5-fold CV on train+val (folds 0-2, the same folds and member
+        seeds, the held-out fold never trained on): flip-TTA AUC .839/.920/.888 -> .868/.921/.922 (pooled
+        .879 -> .902), ACC .800/.856/.816 -> .832/.832/.848 (pooled .824 -> .837).
+        """
+        if self.train.train_on_val == "auto":
+            return self.final_weights
+        return bool(self.train.train_on_val)
 
     @property
     def flip_tta(self) -> bool:

@@ -1,7 +1,9 @@
 """Train a classifier end to end: data -> splits -> plan -> Lightning -> model.pt -> metrics + report.
 
 Selection uses the validation split only (early stopping and best checkpoint on ``val_auc``); when
-the data define a test split it is predicted once, after selection, and written under ``test``.
+the data define a test split it is predicted once, after selection, and written under ``test``. Members
+that keep their final weights select nothing and train on the validation images too
+(``ClassificationPlan.learns_from_val``); the test split is never trained on.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         save_splits(run.splits_file, splits, data.ids, options.seed)
 
     train_idx, val_idx = splits == "train", splits == "val"
-    if plan.train.train_on_val:
+    if plan.learns_from_val:
         if not plan.final_weights:
             raise InputError("train.train_on_val", "needs final weights (nothing may be selected on images trained on)",
                              "set train.checkpoint=final or train.train_on_val=false")
@@ -159,6 +161,7 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
     metrics["training"] = {"seconds": round(train_seconds, 2), "epochs_run": sum(epochs_run),
                            "epochs_per_member": epochs_run, "best_epochs": best_epochs, "ensemble": len(members),
                            "members_side_by_side": layout.workers, "images_trained_on": int(train_idx.sum()),
+                           "val_seen_in_training": plan.learns_from_val,
                            "imbalance_ratio": plan.imbalance.ratio,
                            "imbalance_strategy": plan.imbalance.strategy}
     write_json(run.metrics_file, metrics)  # last: marks the run finished

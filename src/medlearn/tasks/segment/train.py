@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from medlearn.data.msd import MSDCase, fingerprint_msd_dataset, load_msd_dataset
+from medlearn.engine.cpu import native_bf16
 from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.seed import configure_cpu_threads, seed_everything
@@ -77,6 +78,10 @@ def train_segmentation(dataset: str | Path, run: str | Path, overrides: list[str
         echo(plan.describe())
     seed_everything(plan.train.seed)
     configure_cpu_threads()
+    if plan.train.precision == "bf16" and is_primary_process() and not torch.cuda.is_available() \
+            and native_bf16() is False:
+        echo("warning: train.precision=bf16 on a CPU without bfloat16 instructions (avx512_bf16/amx_bf16): "
+             "emulated, slower than fp32")
 
     names = [c.name for c in ds.training]
     train_names, val_names = split_cases(names, plan.train.val_fraction, plan.train.seed)
