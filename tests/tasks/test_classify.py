@@ -317,10 +317,12 @@ def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> 
     assert torch.equal(seen[-1], x)
 
 
-def test_final_weights_learn_from_the_val_images_unless_told_not_to(tiny_npz: Path, tmp_path: Path) -> None:
+def test_final_weights_learn_from_the_val_images_unless_told_not_to(tiny_npz: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
     common = [*FAST, "--set", "train.max_epochs=2", "--set", "train.ema_decay=null"]
     final = ["--set", "train.checkpoint=final"]
     run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "auto"), *common, *final])
+    assert "val (trained on)" in capsys.readouterr().out  # the printed headline does not pass it off as unseen
     run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "held"), *common, *final,
              "--set", "train.train_on_val=false"])
     auto = json.loads((tmp_path / "auto" / "metrics.json").read_text())

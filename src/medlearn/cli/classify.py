@@ -118,4 +118,6 @@ def _print_headline(metrics: dict) -> None:
     if "patient" in metrics:
         rows["patient"] = {s: {m: metrics["patient"][s][m]["value"] for m in ("auc", "accuracy")}
                            for s in ("val", "test", "all") if s in metrics["patient"]}
+    if "val" in rows and metrics.get("training", {}).get("val_seen_in_training"):
+        rows["val (trained on)"] = rows.pop("val")  # not an estimate on unseen images
     print_json(rows)
