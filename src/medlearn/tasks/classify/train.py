@@ -105,6 +105,9 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
         plan = ClassificationPlan.load(run.plan_file)
     else:
         plan = make_plan(data, splits, options)
+    if plan.learns_from_val and not plan.final_weights:
+        raise InputError("train.train_on_val", "needs final weights (nothing may be selected on images trained on)",
+                         "set train.checkpoint=final or train.train_on_val=false")
     if plan.data.resize and list(data.images.shape[2:]) != list(plan.data.resize):
         data.images = np.stack([resize_image(im, plan.data.resize) for im in data.images])
     if plan.data.normalization in ("zscore", "ct") and (plan.data.mean is None or plan.data.std is None):
@@ -120,9 +123,6 @@ def train_classifier(options: TrainOptions, echo: Any = print) -> dict[str, Any]
 
     train_idx, val_idx = splits == "train", splits == "val"
     if plan.learns_from_val:
-        if not plan.final_weights:
-            raise InputError("train.train_on_val", "needs final weights (nothing may be selected on images trained on)",
-                             "set train.checkpoint=final or train.train_on_val=false")
         train_idx = train_idx | val_idx
     weights = None
     sample_weights = None
