@@ -51,3 +51,11 @@ def test_bad_overrides(item: str, message: str) -> None:
     plan = plan_classification(_fp([28, 28]), 500, [250, 250])
     with pytest.raises(InputError, match=message):
         plan.apply_overrides(parse_overrides([item]))
+
+
+def test_a_plan_from_before_train_on_val_keeps_its_val_images_held_out() -> None:
+    plan = plan_classification(_fp([28, 28]), 500, [150, 350])
+    assert plan.train.ensemble > 1 and plan.learns_from_val  # a new small-data plan: auto, final weights
+    old = plan.to_dict()
+    del old["train"]["train_on_val"]
+    assert not ClassificationPlan.from_dict(old).learns_from_val

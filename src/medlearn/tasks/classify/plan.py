@@ -97,6 +97,14 @@ class ClassificationPlan(Plan):
     imbalance: ImbalanceSection = field(default_factory=ImbalanceSection)
     patient: PatientSection = field(default_factory=PatientSection)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "plan") -> ClassificationPlan:
+        train = data.get("train")
+        if isinstance(train, dict) and "train_on_val" not in train:
+            # a plan written before the field: its members held the validation images out
+            data = {**data, "train": {**train, "train_on_val": False}}
+        return super().from_dict(data, source)
+
     @property
     def final_weights(self) -> bool:
         """Members keep their end-of-schedule weights: ``train.checkpoint`` final, or auto with an ensemble.
