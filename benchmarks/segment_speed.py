@@ -134,10 +134,11 @@ def main() -> None:
     # the overhead ratio compares like with like (the plain loop in the plan's precision); a bf16 plan is
     # also timed against the plain float32 loop (the anchor's recipe)
     bf16 = plan.train.precision == "bf16"
+    plain_variants = [("plain_monai_it_s", bf16)] + ([("plain_monai_fp32_it_s", False)] if bf16 else [])
     train_rows = []
     for r in range(args.rounds):
         row = {"round": r}
-        for key, plain_bf16 in (("plain_monai_it_s", bf16), ("plain_monai_fp32_it_s", False))[: 1 + bf16]:
+        for key, plain_bf16 in plain_variants:
             torch.manual_seed(r)
             net = build_segmentation_net(plan, single=True)  # one ensemble member: what each training process runs
             row[key] = args.steps / plain_monai_steps(net, cases, plan.train.patch_size[0], plan.train.batch_size,
