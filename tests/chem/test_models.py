@@ -108,3 +108,14 @@ def test_classification_probabilities(smiles, logp, split, cache):
     p = m.predict_proba(s[te])
     assert p.shape == (len(te), 1) and ((p >= 0) & (p <= 1)).all()
     assert m.evaluate(s[te], y[te])["roc_auc"] > 0.7
+
+
+def test_dnn_stops_at_a_non_finite_loss():
+    """The QSAR trainer stops at the first NaN loss with one line, like the imaging trainers."""
+    from medlearn.chem.neural import DNNQSAR
+    from medlearn.engine.callbacks import TrainingDiverged
+
+    X = np.ones((16, 4), dtype=np.float32)
+    X[3, 0] = np.inf  # an infinite feature makes the first batch's activations, and so its loss, non-finite
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        DNNQSAR(hidden=(8,), max_epochs=3, batch_size=16).fit(X, np.arange(16, dtype=float))

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from medlearn.chem.graph import MolGraph, batch_graphs
 from medlearn.chem.metrics import primary_metric, qsar_metrics
+from medlearn.engine.callbacks import StopOnNonFiniteLoss
 
 
 class QSARLitModule(pl.LightningModule):
@@ -184,7 +185,7 @@ def fit_module(module: QSARLitModule, train: Dataset, val: Dataset | None, *, ma
             logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        callbacks: list[Callback] = [keep]
+        callbacks: list[Callback] = [keep, StopOnNonFiniteLoss()]
         if val is not None and patience:
             callbacks.append(EarlyStopping("val_score", mode=mode, patience=patience, check_finite=False))
         trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False,
