@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from medlearn.nets.init import initialise
+from medlearn.nets.layers import batchnorm_class, conv_class
 from medlearn.nets.registry import register_network
 
 
@@ -69,20 +70,12 @@ class EnsembleClassifier(nn.Module):
         return log_p - log_q
 
 
-def _conv(spatial_dims: int) -> type[nn.Module]:
-    return nn.Conv2d if spatial_dims == 2 else nn.Conv3d
-
-
-def _bn(spatial_dims: int) -> type[nn.Module]:
-    return nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
-
-
 class SmallCNN(nn.Module):
     """VGG-style stacks of (conv3-BN-ReLU) x2 + max-pool, then global average pooling -> ``(N, widths[-1])``."""
 
     def __init__(self, spatial_dims: int, in_channels: int, widths: Sequence[int] = (32, 64, 128)) -> None:
         super().__init__()
-        conv, bn = _conv(spatial_dims), _bn(spatial_dims)
+        conv, bn = conv_class(spatial_dims), batchnorm_class(spatial_dims)
         pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
         gap = nn.AdaptiveAvgPool2d if spatial_dims == 2 else nn.AdaptiveAvgPool3d
         layers: list[nn.Module] = []

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlearn.nets.layers import conv_bn_relu, conv_class
+
 
 class DropBlock(nn.Module):
     """Zero random ``block_size``-wide cubes of each feature map during training (Ghiasi et al. 2018).
@@ -67,7 +69,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, spatial_dims: int, kernel_size: int = 7) -> None:
         super().__init__()
-        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        conv = conv_class(spatial_dims)
         self.conv = conv(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,13 +78,8 @@ class SpatialAttention(nn.Module):
 
 
 def _conv_block(dims: int, in_ch: int, out_ch: int, drop_prob: float, block_size: int) -> nn.Sequential:
-    conv = nn.Conv2d if dims == 2 else nn.Conv3d
-    norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
-    layers: list[nn.Module] = []
-    for i in range(2):
-        layers += [conv(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False),
-                   DropBlock(drop_prob, block_size), norm(out_ch), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
+    """Two (conv, DropBlock, BN, ReLU), the paper's order."""
+    return conv_bn_relu(dims, in_ch, out_ch, 2, after_conv=lambda: DropBlock(drop_prob, block_size))
 
 
 class SAUNet(nn.Module):
@@ -108,7 +105,7 @@ class SAUNet(nn.Module):
         chans = tuple(int(c) for c in channels)
         if len(chans) < 2:
             raise ValueError(f"SA-UNet needs at least two levels, got channels={chans}")
-        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        conv = conv_class(spatial_dims)
         up = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         self.pool = nn.MaxPool2d(2) if spatial_dims == 2 else nn.MaxPool3d(2)
         self.encoders = nn.ModuleList()

@@ -14,15 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-
-def _conv_block(dims: int, in_ch: int, out_ch: int, n: int) -> nn.Sequential:
-    conv = nn.Conv2d if dims == 2 else nn.Conv3d
-    norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
-    layers: list[nn.Module] = []
-    for i in range(n):
-        layers += [conv(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False), norm(out_ch),
-                   nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
+from medlearn.nets.layers import conv_bn_relu, conv_class
 
 
 class SegNet(nn.Module):
@@ -53,7 +45,7 @@ class SegNet(nn.Module):
         self.encoders = nn.ModuleList()
         prev = in_channels
         for ch in self.channels:
-            self.encoders.append(_conv_block(spatial_dims, prev, ch, convs_per_stage))
+            self.encoders.append(conv_bn_relu(spatial_dims, prev, ch, convs_per_stage))
             prev = ch
         self.pool = pool(2, stride=2, return_indices=True)
         self.unpool = unpool(2, stride=2)
@@ -61,9 +53,8 @@ class SegNet(nn.Module):
         # decoder i undoes encoder i (reverse order); it maps channels[i] -> channels[i-1]
         for i in reversed(range(len(self.channels))):
             out = self.channels[i - 1] if i > 0 else self.channels[0]
-            self.decoders.append(_conv_block(spatial_dims, self.channels[i], out, convs_per_stage))
-        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
-        self.head = conv(self.channels[0], out_channels, 1)
+            self.decoders.append(conv_bn_relu(spatial_dims, self.channels[i], out, convs_per_stage))
+        self.head = conv_class(spatial_dims)(self.channels[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** len(self.channels)
