@@ -219,6 +219,39 @@ def test_patient_aggregator_masks_padding(mode: str) -> None:
     torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("learns_from_val", [False, True])
+def test_patient_aggregator_follows_the_image_model_on_val(learns_from_val: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Selected on the val patients only while they are unseen; else trained on train + val, final weights."""
+    from types import SimpleNamespace
+
+    from medlearn.tasks.classify import train as train_module
+
+    calls = []
+    monkeypatch.setattr(train_module, "embed_images", lambda net, images: images)
+    monkeypatch.setattr(train_module, "fit_patient_aggregator", lambda fit, val, *a: calls.append((fit, val)))
+    splits = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)
+    data = SimpleNamespace(labels=np.array([0, 1, 0, 1, 1, 0, 1, 0]), patient_ids=np.array(list("aabbccdd")))
+    plan = SimpleNamespace(learns_from_val=learns_from_val, task="binary", num_outputs=2, seed=0,
+                           patient=SimpleNamespace(aggregation="mean", epochs=3))
+    train_module.train_patient_model(None, plan, data, np.eye(8, dtype=np.float32), splits)
+    (fit_bags, _, _), val = calls[0]
+    assert len(fit_bags) == (3 if learns_from_val else 2)  # patients a, b (+ c from val); never d (test)
+    assert (val is None) == learns_from_val
+
+
+def test_patient_aggregator_without_val_keeps_its_final_weights() -> None:
+    from medlearn.tasks.classify.patient import fit_patient_aggregator
+
+    bags, lengths, labels = torch.randn(6, 2, 4), torch.full((6,), 2), np.array([0, 1] * 3)
+    for epochs in (1, 2):
+        agg = fit_patient_aggregator((bags, lengths, labels), None, "binary", 2, "mean", epochs=epochs, seed=0)
+        weights = torch.cat([p.detach().flatten() for p in agg.parameters()])
+        if epochs == 1:
+            after_one = weights
+    assert not torch.equal(after_one, weights)  # the second epoch's update is kept, nothing is selected
+
+
 def _volume_table(folder: Path, n: int = 24) -> Path:
     import nibabel as nib
 

@@ -64,9 +64,10 @@ def patient_bags(embeddings: np.ndarray, labels: np.ndarray, patients: np.ndarra
     return ids, bags, lengths, np.asarray(patient_labels)
 
 
-def fit_patient_aggregator(train: tuple, val: tuple, task: str, num_outputs: int, mode: str, epochs: int = 100,
-                           seed: int = 0) -> PatientAggregator:
-    """Train on ``train = (bags, lengths, labels)``, keep the epoch with the best val AUC (a copy)."""
+def fit_patient_aggregator(train: tuple, val: tuple | None, task: str, num_outputs: int, mode: str,
+                           epochs: int = 100, seed: int = 0) -> PatientAggregator:
+    """Train on ``train = (bags, lengths, labels)``; keep the epoch with the best AUC on ``val`` (same form),
+    or the final weights when ``val`` is None."""
     torch.manual_seed(seed)
     bags, lengths, labels = train
     model = PatientAggregator(bags.shape[2], num_outputs, mode)
@@ -83,10 +84,13 @@ def fit_patient_aggregator(train: tuple, val: tuple, task: str, num_outputs: int
             loss = loss_fn(model(bags[idx], lengths[idx]), target[idx])
             loss.backward()
             opt.step()
+        if val is None:
+            continue
         score = validation_auc(val[2], predict_patients(model, val[0], val[1], task), task)
         if np.isfinite(score) and score > best_score:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+    if val is not None:
+        model.load_state_dict(best_state)
     return model.eval()
 
 

@@ -226,15 +226,23 @@ def load_member(plan: ClassificationPlan, file: str | Path) -> torch.nn.Module:
 
 def train_patient_model(net: torch.nn.Module, plan: ClassificationPlan, data: ClassificationData,
                         images: np.ndarray, splits: np.ndarray) -> PatientAggregator:
-    """Fit the patient-level aggregator on frozen image embeddings (train patients; val selects)."""
+    """Fit the patient-level aggregator on frozen image embeddings.
+
+    It follows the image model: when that selects on the validation patients, the aggregator trains on the
+    train patients and keeps its best epoch on val; when the image model also learnt from the val images
+    (``plan.learns_from_val``), val is no longer unseen, so the aggregator trains on train + val for
+    ``plan.patient.epochs`` and keeps its final weights.
+    """
     emb = embed_images(net, images)
-    bags = {}
-    for split in ("train", "val"):
-        rows = splits == split
+    fit_splits = ("train", "val") if plan.learns_from_val else ("train",)
+
+    def bags_of(rows: np.ndarray) -> tuple:
         _, b, lengths, labels = patient_bags(emb[rows], data.labels[rows], data.patient_ids[rows])
-        bags[split] = (b, lengths, labels)
-    return fit_patient_aggregator(bags["train"], bags["val"], plan.task, plan.num_outputs, plan.patient.aggregation,
-                                  plan.patient.epochs, plan.seed)
+        return b, lengths, labels
+
+    val = None if plan.learns_from_val else bags_of(splits == "val")
+    return fit_patient_aggregator(bags_of(np.isin(splits, fit_splits)), val, plan.task, plan.num_outputs,
+                                  plan.patient.aggregation, plan.patient.epochs, plan.seed)
 
 
 def _best_epoch(path: str | None) -> int | None:
