@@ -33,7 +33,11 @@ def _fingerprint(ndim=2, shape=(565, 584), name="R", channels=1, cases=100):
 
 def test_plan_rules_2d_3d_and_ct():
     plan = make_plan(_fingerprint(channels=3))
-    assert plan.train.patch_size == [128, 128] and plan.network.strides == [2, 2, 2, 2]
+    assert plan.train.patch_size == [128, 128]
+    # a 2D U-Net keeps a full-resolution first stage; other networks and 3D take the plain topology
+    assert plan.network.strides == [1, 2, 2, 2, 2] and plan.network.channels == [16, 16, 32, 64, 128, 256]
+    assert make_plan(_fingerprint(), network="segnet").network.strides == [2, 2, 2, 2]
+    assert 1 not in make_plan(_fingerprint(ndim=3, shape=(128, 128, 128))).network.strides
     assert plan.in_channels == 3 and plan.preprocessing.normalization == ["zscore"] * 3
     plan3 = make_plan(_fingerprint(ndim=3, shape=(160, 192, 224), name="CT"))
     assert plan3.train.patch_size == [64, 64, 64] and plan3.preprocessing.normalization == ["ct"]

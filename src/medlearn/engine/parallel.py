@@ -151,7 +151,8 @@ def run_parallel(fn: Callable[..., Any], kwargs_list: list[dict[str, Any]], layo
                 running[i] = (process, receive)
             wait([r for _, r in running.values()] + [p.sentinel for p, _ in running.values()])
             for i, (process, receive) in list(running.items()):
-                if not (receive.poll() or not process.is_alive()):
+                finished = receive.poll() or not process.is_alive()  # an answer, or a death without one
+                if not finished:
                     continue
                 try:
                     result = receive.recv()

@@ -9,7 +9,12 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
 - patch size: the median image shape, capped by a voxel budget (CPU: 128^2 in 2D, 64^3 in 3D);
   batch size from a second budget (patch voxels x batch);
 - topology: halve the patch until the bottleneck is >= 8 voxels (at most 4 poolings on CPU), features
-  doubling from 16 up to 256;
+  doubling from 16 up to 256; a 2D U-Net gets a first stage at full resolution (16 features, stride 1),
+  as the original U-Net and nnU-Net have and MONAI's UNet does not. A step costs ~1.7x, but the 2D
+  models are not short of steps (see bf16 below). DRIVE validation (4 unseen images, 30 min, two
+  members): AUC .9739 vs .9731-.9733 without it (single models .9726 vs .9721); DRIVE test, two
+  members: AUC .9798 -> .9803, F1 .8248 -> .8260. 3D keeps its first stage strided (a full-resolution
+  3D stage costs ~8x the voxels);
 - loss: Dice + cross-entropy (masked to the ROI); foreground oversampling 1/3 of the patches;
 - augmentation: flips and 90-degree rotations in-plane, plus light affine, intensity and noise;
   2D datasets with fewer than SMALL_DATASET_CASES training cases also get elastic deformation and
@@ -206,6 +211,16 @@ def plan_topology(patch_size: list[int], max_pools: int, base: int = 16, max_fea
     return channels, [2] * pools
 
 
+def with_full_resolution_stage(channels: list[int], strides: list[int]) -> tuple[list[int], list[int]]:
+    """Prepend a stride-1 stage with the first stage's width to a MONAI ``UNet`` topology.
+
+    MONAI's ``UNet`` strides its first block, so without it the finest features are at half the input
+    resolution; the original U-Net (Ronneberger et al. 2015) and nnU-Net keep their first stage at full
+    resolution, which structures one to three pixels wide (retinal capillaries, cell membranes) need.
+    """
+    return [channels[0], *channels], [1, *strides]
+
+
 def plan_patch_size(median_shape: list[float], ndim: int, divisor_pools: int = 4) -> list[int]:
     """A patch within the CPU voxel budget: as cubic as the image allows, grown along long axes.
 
@@ -252,6 +267,8 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
     n_cases = int(fingerprint.get("num_training", SMALL_DATASET_CASES))
     patch = plan_patch_size(fingerprint["median_shape"], ndim)
     channels, strides = plan_topology(patch, max_pools=4)
+    if ndim == 2 and network == "unet":
+        channels, strides = with_full_resolution_stage(channels, strides)
     batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
     if network == "unet3d" and ndim != 3:
         network = "unet"
