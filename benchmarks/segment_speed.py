@@ -2,7 +2,7 @@
 
 python benchmarks/segment_speed.py [--run runs/bench-drive/run-segment_drive] [--steps 60] [--rounds 3]
 
-Training: the same network (MONAI UNet 16-256, batch norm; one member when the run is an ensemble, as
+Training: the same network (the plan's MONAI UNet, batch norm; one member when the run is an ensemble, as
 each member trains in its own process), batch, patch size, optimiser and data
 (the preprocessed DRIVE training cases): medlearn's Lightning module with its patch sampler,
 augmentation and masked Dice+CE, against a plain PyTorch/MONAI loop (numpy crops + flips/rot90,
