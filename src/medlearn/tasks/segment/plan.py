@@ -13,8 +13,9 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
   as the original U-Net and nnU-Net have and MONAI's UNet does not. A step costs ~1.7x, but the 2D
   models are not short of steps (see bf16 below). DRIVE validation (4 unseen images, 30 min, two
   members): AUC .9739 vs .9731-.9733 without it (single models .9726 vs .9721); DRIVE test, two
-  members: AUC .9798 -> .9803, F1 .8248 -> .8260. 3D keeps its first stage strided (a full-resolution
-  3D stage costs ~8x the voxels);
+  members: AUC .9798 -> .9803, F1 .8248 -> .8260. With a third of the budget it does not catch up: ISBI
+  EM at 10 min, F1 .8134 -> .8091. 3D keeps its first stage strided (a full-resolution 3D stage costs
+  ~8x the voxels);
 - loss: Dice + cross-entropy (masked to the ROI); foreground oversampling 1/3 of the patches;
 - augmentation: flips and 90-degree rotations in-plane, plus light affine, intensity and noise;
   2D datasets with fewer than SMALL_DATASET_CASES training cases also get elastic deformation and
