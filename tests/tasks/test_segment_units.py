@@ -37,6 +37,7 @@ def test_plan_rules_2d_3d_and_ct():
     # a 2D U-Net keeps a full-resolution first stage; other networks and 3D take the plain topology
     assert plan.network.strides == [1, 2, 2, 2, 2] and plan.network.channels == [16, 16, 32, 64, 128, 256]
     assert make_plan(_fingerprint(), network="segnet").network.strides == [2, 2, 2, 2]
+    assert make_plan(_fingerprint(), network="unet3d").network.strides == [1, 2, 2, 2, 2]  # 2D: the same U-Net
     assert 1 not in make_plan(_fingerprint(ndim=3, shape=(128, 128, 128))).network.strides
     assert plan.in_channels == 3 and plan.preprocessing.normalization == ["zscore"] * 3
     plan3 = make_plan(_fingerprint(ndim=3, shape=(160, 192, 224), name="CT"))

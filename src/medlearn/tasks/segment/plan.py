@@ -267,12 +267,12 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
             ct_stats.append([])
     n_cases = int(fingerprint.get("num_training", SMALL_DATASET_CASES))
     patch = plan_patch_size(fingerprint["median_shape"], ndim)
-    channels, strides = plan_topology(patch, max_pools=4)
-    if ndim == 2 and network == "unet":
-        channels, strides = with_full_resolution_stage(channels, strides)
-    batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
     if network == "unet3d" and ndim != 3:
         network = "unet"
+    channels, strides = plan_topology(patch, max_pools=4)
+    if ndim == 2 and network == "unet":  # after the name is settled: a 2D "unet3d" request is this U-Net
+        channels, strides = with_full_resolution_stage(channels, strides)
+    batch = max(2, min(32, CPU_BATCH_VOXELS[ndim] // math.prod(patch)))
     small_2d = ndim == 2 and n_cases < SMALL_DATASET_CASES
     ensemble = ENSEMBLE_MEMBERS if small_2d and (cores or available_cores()) >= ENSEMBLE_MEMBERS else 1
     plan = SegmentationPlan(
