@@ -80,6 +80,6 @@ def tiny_csv(tmp_path: Path) -> Path:
 
 
 # a single model, as the plan makes for large sets (best-validation checkpoint, early stopping)
-FAST = ["--set", "model.network=smallcnn", "--set", "model.widths=[8,16]", "--set", "train.max_epochs=4",
+FAST = ["--set", "network.name=smallcnn", "--set", "network.widths=[8,16]", "--set", "train.max_epochs=4",
         "--set", "train.batch_size=16", "--set", "train.lr=0.01", "--set", "train.ensemble=1",
         "--set", "train.checkpoint=best_val", "--quiet", "--bootstrap", "50"]

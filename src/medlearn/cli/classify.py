@@ -1,4 +1,4 @@
-"""``medlearn classify train|predict|evaluate|explain|pretrain``."""
+"""``medlearn classify train|predict|evaluate|explain|pretrain|plan-fields``."""
 
 from __future__ import annotations
 
@@ -6,118 +6,86 @@ from pathlib import Path
 
 import typer
 
-from medlearn.cli.common import console, print_json
+from medlearn.cli.common import (
+    TaskArgs,
+    console,
+    evaluate_command,
+    load_task_model,
+    plan_fields_command,
+    predict_command,
+    train_command,
+)
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Image classification (2D/3D, per image and per patient).")
+
+LABEL = typer.Option(None, "--label", help="Label column(s) of a CSV (several = multi-label).")
+OUTSIDE = typer.Option(False, "--allow-outside-paths", help="Let a CSV name images outside its folder.")
+SERIES = typer.Option(None, "--series", help="DICOM folder with several series: which one (index or UID).")
+EACH = typer.Option(False, "--each-series", help="DICOM folder with several series: predict each.")
 
 
-@app.command()
+@train_command(app, "classify")
 def train(data: Path = typer.Argument(..., help="Dataset: MedMNIST .npz, CSV table or class folders."),
-          out: Path = typer.Option(Path("runs/classify"), "-o", "--out", help="Run directory."),
-          label: list[str] = typer.Option(None, "--label", help="Label column(s) (several = multi-label)."),
-          task: str = typer.Option(None, "--task",
-                                   help="binary | multiclass | multilabel | ordinal (default: inferred)."),
+          label: list[str] = LABEL,
+          task: str = typer.Option(None, "--task", help="binary | multiclass | multilabel | ordinal (default: "
+                                                        "inferred)."),
           classes: str = typer.Option(None, "--classes", help="Comma-separated label set in order (ordinal)."),
           split_file: Path = typer.Option(None, "--split-file", help="JSON {train: [...], val: [...], test: [...]}."),
-          set_: list[str] = typer.Option(None, "--set", help="Plan override key=value, e.g. train.max_epochs=20."),
-          plan_file: Path = typer.Option(None, "--plan", help="YAML file of plan overrides."),
           init_from: Path = typer.Option(None, "--init-from", help="Run whose backbone initialises this one."),
-          seed: int = typer.Option(0, "--seed"),
-          devices: int = typer.Option(None, "--devices", help="Number of devices (DDP when > 1)."),
-          force: bool = typer.Option(False, "--force", help="Overwrite a finished run."),
-          resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
-          quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-          n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the CIs.")) -> None:
-    """Train, select on validation, evaluate once on test, write the report."""
-    from medlearn.tasks.classify.train import TrainOptions, train_classifier
-
-    overrides = list(set_ or [])
-    if devices:
-        overrides.append(f"train.devices={devices}")
-    options = TrainOptions(str(data), str(out), list(label) if label else None, task,
-                           classes.split(",") if classes else None, str(split_file) if split_file else None,
-                           overrides, str(plan_file) if plan_file else None, seed, force, resume,
-                           str(init_from) if init_from else None, not quiet, n_boot)
-    metrics = train_classifier(options, echo=console.print)
-    if not metrics:  # a DDP worker process: the primary one reports
-        return
-    _print_headline(metrics)
-    console.print(f"run directory: {out}  (report: {out / 'report.html'})")
+          allow_outside_paths: bool = OUTSIDE) -> TaskArgs:
+    """Plan from the data, train, select on validation, evaluate once on test, write the report."""
+    return data, {"label_columns": list(label) if label else None, "task": task,
+                  "classes": classes.split(",") if classes else None,
+                  "split_file": str(split_file) if split_file else None,
+                  "init_from": str(init_from) if init_from else None, "allow_outside_paths": allow_outside_paths}
 
 
-@app.command()
-def predict(run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-            inputs: list[Path] = typer.Argument(..., help="Images, folders, a CSV with an 'image' column, or .npz."),
-            out: Path = typer.Option(..., "-o", "--out", help="Output CSV of class probabilities.")) -> None:
+@predict_command(app, "classify", out_help="Output CSV of class probabilities (+ <out>_patients.csv).")
+def predict(model, out: Path,
+            inputs: list[Path] = typer.Argument(..., help="Images, folders, DICOM series (folder or zip), a CSV with "
+                                                          "an 'image' column, or .npz."),
+            series: str = SERIES, each_series: bool = EACH) -> list[Path]:
     """Write class probabilities (and per-patient ones when the inputs carry patient ids)."""
-    from medlearn.tasks.classify.api import Classifier
-
-    clf = Classifier.load(run)
-    table, patient_table = clf.predict_table(inputs)
-    from medlearn.io import write_text
-
-    write_text(out, table.to_csv(index=False))
-    console.print(f"wrote {out} ({len(table)} rows)")
-    if patient_table is not None:
-        pout = out.with_name(out.stem + "_patients.csv")
-        write_text(pout, patient_table.to_csv(index=False))
-        console.print(f"wrote {pout} ({len(patient_table)} patients)")
+    return model.predict_files(inputs, out, series=series, each_series=each_series, echo=console.print)
 
 
-@app.command()
-def evaluate(run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
-             data: Path = typer.Argument(..., help="Labelled dataset (same layouts as train)."),
-             out: Path = typer.Option(None, "-o", "--out", help="Folder for metrics.json and report.html."),
-             label: list[str] = typer.Option(None, "--label"),
-             n_boot: int = typer.Option(1000, "--bootstrap")) -> None:
-    """Metrics with 95% CIs and a report for a labelled dataset (its val/test splits, or all rows)."""
-    from medlearn.tasks.classify.api import Classifier
-
-    clf = Classifier.load(run)
-    out = out or Path(run) / f"eval-{Path(data).stem}"
-    metrics = clf.evaluate(data, out, label_columns=list(label) if label else None, n_boot=n_boot)
-    _print_headline(metrics)
-    console.print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
+@evaluate_command(app, "classify")
+def evaluate(label: list[str] = LABEL, allow_outside_paths: bool = OUTSIDE) -> dict:
+    """Metrics with 95% CIs and a report on labelled data (its val/test splits, or all rows)."""
+    return {"label_columns": list(label) if label else None, "allow_outside_paths": allow_outside_paths}
 
 
 @app.command()
 def explain(run: Path = typer.Argument(..., help="Run directory of a trained classifier."),
             inputs: list[Path] = typer.Argument(..., help="Images, folders, CSV or .npz."),
-            out: Path = typer.Option(Path("explanations"), "-o", "--out", help="Output folder of PNG overlays."),
+            out: Path = typer.Option(Path("explanations"), "-o", "--out", help="Output folder."),
             method: str = typer.Option("gradcam", "--method", help="gradcam | occlusion"),
             limit: int = typer.Option(64, "--limit", help="At most this many images.")) -> None:
-    """Grad-CAM or occlusion-sensitivity overlays of the predicted class, one PNG per image."""
-    from medlearn.tasks.classify.api import Classifier
-
-    written = Classifier.load(run).explain(inputs, out, method=method, limit=limit)
-    console.print(f"wrote {len(written)} overlay(s) to {out}")
+    """Per image: the image and its Grad-CAM (or occlusion) map side by side with a colour bar; 3D maps
+    also as NIfTI for a viewer."""
+    written = load_task_model("classify", run).explain(inputs, out, method=method, limit=limit)
+    console.print(f"wrote {len(written)} file(s) to {out}")
 
 
 @app.command()
 def pretrain(data: Path = typer.Argument(..., help="Images (labels ignored): .npz, CSV, folders."),
              out: Path = typer.Option(Path("runs/pretrain"), "-o", "--out"),
              set_: list[str] = typer.Option(None, "--set", help="Plan override key=value."),
-             epochs: int = typer.Option(30, "--epochs"),
-             seed: int = typer.Option(0, "--seed"),
-             force: bool = typer.Option(False, "--force")) -> None:
+             epochs: int = typer.Option(30, "--epochs", min=1),
+             seed: int = typer.Option(None, "--seed"),
+             force: bool = typer.Option(False, "--force"),
+             resume: bool = typer.Option(False, "--resume"),
+             quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Self-supervised contrastive pre-training (SimCLR) of a backbone on unlabeled images."""
-    from medlearn.tasks.classify.pretrain import PretrainOptions, pretrain_backbone
+    from medlearn.engine.workflow import train as run_training
+    from medlearn.tasks import get_task
+    from medlearn.tasks.base import TrainRequest
 
-    result = pretrain_backbone(PretrainOptions(str(data), str(out), list(set_ or []), epochs, seed, force),
-                               echo=console.print)
-    console.print(f"pre-trained backbone in {out} (final loss {result['final_loss']:.4f}); "
+    request = TrainRequest("classify-pretrain", str(data), str(out), list(set_ or []), None, seed, None, force,
+                           resume, not quiet, 0, {"epochs": epochs})
+    metrics = run_training(get_task("classify-pretrain"), request, echo=console.print)
+    console.print(f"pre-trained backbone in {out} (final loss {metrics['pretraining']['final_loss']:.4f}); "
                   f"use it with: medlearn classify train DATA --init-from {out}")
 
 
-def _print_headline(metrics: dict) -> None:
-    rows = {}
-    for split in ("val", "test", "all"):
-        if split in metrics:
-            rows[split] = {m: metrics[split][m]["value"] for m in ("auc", "accuracy", "balanced_accuracy", "ece")
-                           if m in metrics[split]}
-    if "patient" in metrics:
-        rows["patient"] = {s: {m: metrics["patient"][s][m]["value"] for m in ("auc", "accuracy")}
-                           for s in ("val", "test", "all") if s in metrics["patient"]}
-    if "val" in rows and metrics.get("training", {}).get("val_seen_in_training"):
-        rows["val (trained on)"] = rows.pop("val")  # not an estimate on unseen images
-    print_json(rows)
+plan_fields_command(app, "classify")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from medlearn.cli.common import console
+from medlearn.cli.common import console, headline
 
 
 def bundled_breastmnist() -> Path:
@@ -21,15 +21,16 @@ def register(app: typer.Typer) -> None:
              force: bool = typer.Option(False, "--force", help="Overwrite a finished demo run."),
              quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
         """Train a classifier on bundled BreastMNIST (breast ultrasound), evaluate on its test split."""
-        from medlearn.cli.classify import _print_headline
-        from medlearn.tasks.classify.train import TrainOptions, train_classifier
+        from medlearn.engine.workflow import train
+        from medlearn.tasks import get_task
+        from medlearn.tasks.base import TrainRequest
 
         data = bundled_breastmnist()
         console.print(f"medlearn demo: BreastMNIST ({data.name}, CC BY 4.0, MedMNIST v2) -> {out}")
         # One member of the default 5-member ensemble, with the members' recipe (final weights, flipped
         # views at prediction), keeps the demo well under 5 CPU minutes.
         members_recipe = ["train.ensemble=1", "train.checkpoint=final", "tta=true"]
-        metrics = train_classifier(TrainOptions(str(data), str(out), force=force, progress=not quiet,
-                                                overrides=members_recipe), echo=console.print)
-        _print_headline(metrics)
+        request = TrainRequest("classify", str(data), str(out), members_recipe, force=force, progress=not quiet)
+        metrics = train(get_task("classify"), request, echo=console.print)
+        headline("classify", metrics)
         console.print(f"report: {out / 'report.html'}")

@@ -1,8 +1,10 @@
 """``medlearn`` entry point: sub-commands per task, one-line errors with exit code 2.
 
-Each ``medlearn.cli.<name>`` module exposes a Typer ``app``; it is mounted as ``medlearn <name>``.
-Bad input (``InputError``) prints ``error: <file>: <problem> -- <what to do>`` to stderr and exits 2;
-``--debug`` (anywhere on the command line) shows the traceback instead.
+Every registered task (:data:`medlearn.tasks.TASKS`) has a ``medlearn.cli.<name>`` module exposing a
+Typer ``app``, mounted as ``medlearn <name>``; so are the cross-cutting groups (``data``, ``serve``,
+``export``). Bad input (``InputError``) prints ``error: <file>: <problem> -- <what to do>`` to stderr and
+exits 2; so does a failed write (disk full, read-only folder), naming the path. ``--debug`` (anywhere on
+the command line) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ import click  # noqa: E402
 import typer  # noqa: E402
 
 from medlearn.errors import InputError  # noqa: E402
+from medlearn.tasks import TASKS  # noqa: E402
 
-SUBCOMMANDS = {
-    "data": "Inspect, check and import datasets.",
-    "classify": "Image classification (2D/3D, per image and per patient).",
-    "segment": "Image segmentation (2D/3D, self-configuring U-Net family).",
-    "qsar": "QSAR: molecular property prediction from SMILES.",
-    "generate": "Molecule generation (adversarial autoencoder, SMILES LSTM).",
-    "cpi": "Compound-protein interaction (binding affinity).",
+#: cross-cutting command groups besides the tasks (mounted when their module exists)
+GROUPS = {
+    "data": "Inspect, check, import and de-identify datasets.",
+    "export": "Export a trained run as one file (ONNX).",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -47,12 +47,19 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _name, _help in SUBCOMMANDS.items():
-    if importlib.util.find_spec(f"medlearn.cli.{_name}") is not None:
-        app.add_typer(importlib.import_module(f"medlearn.cli.{_name}").app, name=_name, help=_help)
+def _help(name: str) -> str:
+    module = importlib.import_module(f"medlearn.cli.{name}")
+    return (module.app.info.help or "").split("\n")[0]
 
-if importlib.util.find_spec("medlearn.cli.demo") is not None:
-    importlib.import_module("medlearn.cli.demo").register(app)
+
+for _name in TASKS:
+    app.add_typer(importlib.import_module(f"medlearn.cli.{_name}").app, name=_name, help=_help(_name))
+for _name, _text in GROUPS.items():
+    if importlib.util.find_spec(f"medlearn.cli.{_name}") is not None:
+        app.add_typer(importlib.import_module(f"medlearn.cli.{_name}").app, name=_name, help=_text)
+for _name in ("demo", "serve"):
+    if importlib.util.find_spec(f"medlearn.cli.{_name}") is not None:
+        importlib.import_module(f"medlearn.cli.{_name}").register(app)
 
 
 def _typer_click_exceptions() -> Any:
@@ -82,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # disk full, read-only folder, permission: name the path, no traceback
+        if debug or exc.filename is None:
+            raise
+        typer.echo(f"error: {exc.filename}: cannot write or read ({exc.strerror or exc}) -- free space or "
+                   "choose a writable folder", err=True)
         sys.exit(2)
     except _ABORTS:
         typer.echo("aborted", err=True)

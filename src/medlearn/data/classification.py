@@ -84,8 +84,8 @@ class ClassificationData:
 def load_classification_data(path: str | Path, *, label_columns: Sequence[str] | None = None,
                              image_column: str = "image", patient_column: str = "patient_id",
                              split_column: str = "split", task: Task | None = None,
-                             classes: Sequence[str] | None = None,
-                             resize: Sequence[int] | None = None) -> ClassificationData:
+                             classes: Sequence[str] | None = None, resize: Sequence[int] | None = None,
+                             allow_outside: bool = False) -> ClassificationData:
     """Load any supported layout. ``classes`` fixes the label set and its order (needed for ordinal)."""
     path = Path(path)
     if not path.exists():
@@ -95,7 +95,7 @@ def load_classification_data(path: str | Path, *, label_columns: Sequence[str] |
     elif path.suffix.lower() in (".csv", ".tsv"):
         data = load_csv_table(path, label_columns=label_columns, image_column=image_column,
                               patient_column=patient_column, split_column=split_column, task=task,
-                              classes=classes, resize=resize)
+                              classes=classes, resize=resize, allow_outside=allow_outside)
     elif path.is_dir():
         data = load_class_folders(path, task=task, classes=classes, resize=resize)
     else:
@@ -106,12 +106,14 @@ def load_classification_data(path: str | Path, *, label_columns: Sequence[str] |
 
 # -- MedMNIST ---------------------------------------------------------------------------------
 
-def load_medmnist_npz(path: str | Path, task: Task | None = None,
-                      classes: Sequence[str] | None = None) -> ClassificationData:
+def load_medmnist_npz(path: str | Path, task: Task | None = None, classes: Sequence[str] | None = None,
+                      require_labels: bool = True) -> ClassificationData:
     """MedMNIST v2 ``.npz`` (Yang et al., Sci. Data 2023): official train/val/test splits kept.
 
-    Images ``(N, H, W)``, ``(N, H, W, 3)`` or ``(N, D, H, W)`` (3D sets) uint8. Raster (H, W) is
-    transposed to the package's (X, Y) convention.
+    Images ``(N, H, W)``, ``(N, H, W, 3)`` or ``(N, D, H, W)`` (3D sets) uint8, i.e. numpy's row-major
+    raster order; they are transposed to the package's ``(C, X, Y[, Z])`` convention (X = columns), the
+    order every medlearn entry point (files, CLI, Python API) uses. ``require_labels=False`` reads the
+    images of any ``*_images`` array (for prediction).
     """
     path = Path(path)
     try:
@@ -119,6 +121,16 @@ def load_medmnist_npz(path: str | Path, task: Task | None = None,
         keys = set(npz.files)
     except Exception as exc:
         raise InputError(path, f"cannot read .npz ({type(exc).__name__}: {exc})", "the file may be truncated") from exc
+    if not require_labels:
+        present = [s for s in SPLITS if f"{s}_images" in keys] or sorted(k[:-len("_images")] for k in keys
+                                                                         if k.endswith("_images"))
+        if not present:
+            raise InputError(path, f"no *_images array (found {sorted(keys)})", "save the images as e.g. test_images")
+        arrays = [np.asarray(npz[f"{s}_images"]) for s in present]
+        x = _npz_images(np.concatenate(arrays), path)
+        ids = [f"{s}[{i}]" for s, a in zip(present, arrays, strict=True) for i in range(len(a))]
+        return ClassificationData(x, np.zeros(len(x), np.int64), list(classes or []), task or "binary", ids,
+                                  str(path), value_range=(float(x.min()), float(x.max())))
     present = [s for s in SPLITS if f"{s}_images" in keys and f"{s}_labels" in keys]
     if "train" not in present:
         raise InputError(path, "missing keys: expected train_images/train_labels (and val_, test_), "
@@ -133,6 +145,8 @@ def load_medmnist_npz(path: str | Path, task: Task | None = None,
             raise InputError(path, f"cannot read '{split}' arrays ({exc})", "the file may be truncated") from exc
         if len(x) != len(y):
             raise InputError(path, f"{split}_images has {len(x)} rows but {split}_labels has {len(y)}")
+        if len(x) == 0 or x.size == 0:
+            raise InputError(path, f"{split}_images is empty (shape {x.shape})", "save at least one image per split")
         images.append(x)
         labels.append(y.reshape(len(y), -1))
         splits += [split] * len(x)
@@ -140,24 +154,22 @@ def load_medmnist_npz(path: str | Path, task: Task | None = None,
     shapes = {im.shape[1:] for im in images}
     if len(shapes) > 1:
         raise InputError(path, f"splits have different image shapes {sorted(shapes)}")
-    x = np.concatenate(images)
+    x = _npz_images(np.concatenate(images), path)
     y = np.concatenate(labels)
-    if x.ndim == 4 and x.shape[-1] == 3:  # (N, H, W, 3) RGB
-        x = np.transpose(x, (0, 3, 2, 1))
-    elif x.ndim == 3:  # (N, H, W)
-        x = np.swapaxes(x, 1, 2)[:, None]
-    elif x.ndim == 4:  # (N, D, H, W) 3D
-        x = np.transpose(x, (0, 3, 2, 1))[:, None]
-    else:
-        raise InputError(path, f"unexpected image array shape {x.shape}")
     value_range = (float(x.min()), float(x.max()))
-    x = x.astype(np.float32)
-    _require_finite(x, path)
     if y.shape[1] > 1:  # multi-label (e.g. ChestMNIST)
         names = list(classes) if classes else [str(i) for i in range(y.shape[1])]
         return ClassificationData(x, y.astype(np.float32), names, "multilabel", ids, str(path),
                                   splits=np.asarray(splits), value_range=value_range)
+    if not np.isfinite(y).all() or not np.equal(np.mod(y, 1), 0).all():
+        raise InputError(path, "labels must be whole class numbers 0..K-1", "fix the *_labels arrays")
     y = y[:, 0].astype(np.int64)
+    values = sorted(int(v) for v in np.unique(y))
+    if classes is None and values != list(range(len(values))) and values[0] >= 0:
+        gaps = sorted(set(range(values[-1] + 1)) - set(values))
+        raise InputError(path, f"label values {values} are not 0..K-1: class(es) "
+                         f"{_ranges(gaps)} have no images (a stray mask value such as 255?)",
+                         "relabel to consecutive classes 0..K-1, or pass --classes with the full label set")
     names = list(classes) if classes else [str(i) for i in range(int(y.max()) + 1)]
     if y.min() < 0 or y.max() >= len(names):
         raise InputError(path, f"label {int(y.max())} is not in the label set {names}")
@@ -165,7 +177,56 @@ def load_medmnist_npz(path: str | Path, task: Task | None = None,
     return ClassificationData(x, y, names, kind, ids, str(path), splits=np.asarray(splits), value_range=value_range)
 
 
+def _ranges(values: list[int]) -> str:
+    """``[2, 3, 4, 9]`` -> ``"2..4, 9"``."""
+    out, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(str(start) if start == v else f"{start}..{v}")
+            start = None
+    return ", ".join(out)
+
+
+def _npz_images(x: np.ndarray, path: Path) -> np.ndarray:
+    """MedMNIST raster arrays -> ``(N, C, X, Y[, Z])`` float32 (finite)."""
+    if x.size == 0:
+        raise InputError(path, f"the image arrays are empty (shape {x.shape})")
+    if x.ndim == 4 and x.shape[-1] == 3:  # (N, H, W, 3) RGB
+        x = np.transpose(x, (0, 3, 2, 1))
+    elif x.ndim == 3:  # (N, H, W)
+        x = np.swapaxes(x, 1, 2)[:, None]
+    elif x.ndim == 4:  # (N, D, H, W) 3D
+        x = np.transpose(x, (0, 3, 2, 1))[:, None]
+    else:
+        raise InputError(path, f"unexpected image array shape {x.shape}",
+                         "MedMNIST layout: (N, H, W), (N, H, W, 3) or (N, D, H, W)")
+    x = x.astype(np.float32)
+    _require_finite(x, path)
+    return x
+
+
 # -- CSV tables ---------------------------------------------------------------------------------
+
+def resolve_table_path(table: str | Path, rel: object, row: int, allow_outside: bool = False) -> Path:
+    """The image file a table row names, relative to the table's folder.
+
+    A path that leaves that folder (``../``, absolute) is refused unless ``allow_outside``: a table
+    handed over with a dataset should not make medlearn read files elsewhere on the machine.
+    """
+    table = Path(table)
+    if not isinstance(rel, str) or not rel.strip():
+        raise InputError(f"{table}:{row + 2}", "empty image path")
+    root = table.parent.resolve()
+    target = (table.parent / rel.strip()).resolve()
+    if not allow_outside and root not in target.parents and target != root:
+        raise InputError(f"{table}:{row + 2}", f"image path '{rel}' points outside the table's folder",
+                         "move the images under the table's folder, or allow it (--allow-outside-paths)")
+    return table.parent / rel.strip()
+
+
+# -- CSV tables (reading) ---------------------------------------------------------------------
 
 def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
@@ -179,7 +240,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def load_csv_table(path: str | Path, *, label_columns: Sequence[str] | None = None, image_column: str = "image",
                    patient_column: str = "patient_id", split_column: str = "split", task: Task | None = None,
                    classes: Sequence[str] | None = None, resize: Sequence[int] | None = None,
-                   require_labels: bool = True) -> ClassificationData:
+                   require_labels: bool = True, allow_outside: bool = False) -> ClassificationData:
     """A CSV (or TSV) table of image paths and labels; see the module docstring for the layout."""
     path = Path(path)
     df = read_table(path)
@@ -195,7 +256,8 @@ def load_csv_table(path: str | Path, *, label_columns: Sequence[str] | None = No
     if require_labels and (missing or not label_columns):
         raise InputError(path, f"label column(s) not found: {', '.join(missing) or '(none)'} "
                          f"(columns: {', '.join(df.columns)})", "name the label column 'label' or pass --label")
-    images, ids, spacing = _read_images([path.parent / p for p in df[image_column]], path, resize)
+    files = [resolve_table_path(path, p, row, allow_outside) for row, p in enumerate(df[image_column])]
+    images, ids, spacing = _read_images(files, path, resize)
     labels, names, kind = _parse_labels(df, list(label_columns), path, task, classes) if require_labels else (
         np.zeros(len(df), np.int64), list(classes or []), task or "binary")
     patient_ids = df[patient_column].fillna("").to_numpy(str) if patient_column in df.columns else None

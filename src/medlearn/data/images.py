@@ -61,6 +61,55 @@ def image_suffix(path: str | Path) -> str:
     return path.suffix.lower()
 
 
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, ".png"), (b"\xff\xd8\xff", 0, ".jpg"), (b"II*\x00", 0, ".tif"),
+    (b"MM\x00*", 0, ".tif"), (b"GIF8", 0, ".gif"), (b"BM", 0, ".bmp"), (b"NRRD", 0, ".nrrd"),
+    (b"\x93NUMPY", 0, ".npy"), (b"DICM", 128, ".dcm"), (b"n+1\x00", 344, ".nii"), (b"ni1\x00", 344, ".nii"),
+)
+
+
+def sniff_suffix(path: str | Path) -> str | None:
+    """The format of a file from its first bytes (not its name): a suffix of :data:`IMAGE_SUFFIXES`,
+    ``.zip``/``.npz`` for zip archives, or None when the content is none of these.
+
+    Needed for PACS exports (DICOM files without an extension) and mis-named uploads.
+    """
+    import gzip
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(352)
+        if head[:2] == b"\x1f\x8b":  # gzip: a compressed NIfTI?
+            with gzip.open(path, "rb") as fh:
+                inner = fh.read(352)
+            return ".nii.gz" if inner[344:348] in (b"n+1\x00", b"ni1\x00") else None
+    except OSError:
+        return None
+    for magic, offset, suffix in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return suffix
+    if head[:4] == b"PK\x03\x04":
+        return ".npz" if image_suffix(path) == ".npz" else ".zip"
+    if head.startswith(b"ObjectType") or b"ElementDataFile" in head:
+        return ".mha"
+    if len(head) > 132 and head[128:132] != b"DICM" and _looks_like_headless_dicom(path):
+        return ".dcm"
+    return None
+
+
+def _looks_like_headless_dicom(path: Path) -> bool:
+    """A DICOM file written without the 128-byte preamble (old exports): pydicom parses it and finds
+    a SOP class or pixel data."""
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=True)
+        return "SOPClassUID" in ds or "Modality" in ds
+    except Exception:  # noqa: BLE001 -- anything unparsable is simply not DICOM
+        return False
+
+
 def is_image_path(path: str | Path) -> bool:
     path = Path(path)
     if path.is_dir():
@@ -77,6 +126,8 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
     if not path.exists():
         raise InputError(path, "file not found", "check the path or the table that names it")
     suffix = image_suffix(path)
+    if path.is_file() and suffix not in IMAGE_SUFFIXES:
+        suffix = sniff_suffix(path) or suffix  # read by content: a PACS export has no extension
     try:
         if path.is_dir():
             array, meta = _read_dicom_series(path)
@@ -159,7 +210,8 @@ def keep_locale() -> Iterator[None]:
 def _read_itk(path: Path) -> tuple[np.ndarray, ImageMeta]:
     import SimpleITK as sitk
 
-    fmt = "dicom" if image_suffix(path) in (".dcm", ".dicom") else image_suffix(path).lstrip(".")
+    suffix = image_suffix(path)
+    fmt = "dicom" if suffix in (".dcm", ".dicom") or suffix not in ITK_SUFFIXES else suffix.lstrip(".")
     with keep_locale():
         return _itk_to_array(sitk.ReadImage(str(path)), path, fmt)
 

@@ -1,10 +1,12 @@
 """The run directory contract shared by every task.
 
 A run folder holds ``plan.json``, ``config.yaml``, ``model.pt``, ``metrics.json``, ``report.html``,
-``logs/``, ``versions.json`` (and ``splits.json``, ``checkpoints/``). A run counts as *finished*
-once ``metrics.json`` exists: it is written last, atomically, so an interrupted run never looks
-finished. A finished run is never overwritten without ``force``; an unfinished one is only reused
-with ``resume`` (or ``force``).
+``logs/``, ``versions.json`` (and ``splits.json``, ``checkpoints/``, ``evaluations/<name>/``). A run
+counts as *finished* once ``metrics.json`` exists: it is written last, atomically, so an interrupted
+run never looks finished. A finished run is never overwritten without ``force``; an unfinished one is
+only reused with ``resume`` (or ``force``). :meth:`RunDirectory.check_start` applies these rules
+without touching anything, so a training validates its whole input first and only then calls
+:meth:`RunDirectory.prepare`, which empties (``force``) or creates the folder.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class RunDirectory:
         return self.path / "logs"
 
     @property
+    def evaluations_dir(self) -> Path:
+        """``evaluations/``: each ``evaluate`` writes ``evaluations/<name>/``, never the run's own files."""
+        return self.path / "evaluations"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 
@@ -97,40 +104,56 @@ class RunDirectory:
         """True when a ``last.ckpt`` (of the run, or of an ensemble member) is there to resume from."""
         return self.checkpoints_dir.is_dir() and any(self.checkpoints_dir.rglob("last.ckpt"))
 
-    def prepare(self, *, force: bool = False, resume: bool = False) -> bool:
-        """Create the folder. Returns True when an interrupted run should be resumed.
+    def check_start(self, *, force: bool = False, resume: bool = False) -> bool:
+        """The overwrite/resume rules of :meth:`prepare`, without touching anything.
 
-        Raises RunExistsError for a finished run without ``force``, or an unfinished one without
-        ``resume``/``force`` (so a second training never silently mixes with the first).
-        A DDP worker process (see :mod:`medlearn.engine.distributed`) finds the folder its primary
-        process already prepared and only reports whether that one resumes.
+        Returns True when an interrupted run is here to resume. Raises RunExistsError for a finished run
+        without ``force``, or an unfinished one without ``resume``/``force``; InputError for ``resume``
+        where nothing was started.
         """
         if not is_primary_process():
             return resume and self.has_last_checkpoint()
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(self.path, "is a file, not a run directory", "choose another -o")
+        if self.path.is_dir() and any(self.path.iterdir()):
             if force:
-                shutil.rmtree(self.path)
-            elif self.is_finished():
+                return False
+            if self.is_finished():
                 raise RunExistsError(self.path, "a finished run is already here",
                                      "pass --force to overwrite it or choose another -o")
-            elif resume:
-                self.logs_dir.mkdir(parents=True, exist_ok=True)
-                return self.has_last_checkpoint()
-            else:
-                raise RunExistsError(self.path, "an unfinished run is here",
-                                     "pass --resume to continue it or --force to start over")
-        elif resume:
+            if resume:
+                return self.plan_file.exists()
+            raise RunExistsError(self.path, "an unfinished run is here",
+                                 "pass --resume to continue it or --force to start over")
+        if resume:
             raise InputError(self.path, "no run to resume here", "drop --resume to start a new run")
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
         return False
 
+    def prepare(self, *, force: bool = False, resume: bool = False) -> bool:
+        """Create the folder (emptied first with ``force``). Returns True when an interrupted run should be
+        resumed. Raises as :meth:`check_start`.
+
+        A DDP worker process (see :mod:`medlearn.engine.distributed`) finds the folder its primary
+        process already prepared and only reports whether that one resumes.
+        """
+        resuming = self.check_start(force=force, resume=resume)
+        if not is_primary_process():
+            return resuming
+        if force and self.path.is_dir():
+            shutil.rmtree(self.path)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return resuming
+
     def require_finished(self) -> RunDirectory:
-        """For predict/evaluate/explain/export: the folder must hold a finished run."""
+        """For predict/evaluate/explain/export/serve: the folder must hold a finished run."""
         if not self.path.is_dir():
             raise InputError(self.path, "run directory not found", "train first or check the path")
         if not self.model_file.exists():
             raise InputError(self.path, "no model.pt in this run directory",
                              "the run did not finish; continue it with --resume")
+        if not self.metrics_file.exists():
+            raise InputError(self.path, "the run did not finish (no metrics.json)",
+                             "continue it with `train ... --resume`")
         return self
 
     # -- writers ----------------------------------------------------------------------------

@@ -23,7 +23,42 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "bootstrap_counts", "bootstrap_indices", "metric_with_ci", "percentile_interval"]
+__all__ = ["MIN_CI_UNITS", "bootstrap_ci", "bootstrap_counts", "bootstrap_indices", "ci_entry", "metric_with_ci",
+           "percentile_interval"]
+
+#: Fewer resampling units (cases, patients, molecules) than this: a CI is reported as not estimable.
+#: The percentile bootstrap of 3 cases can only ever return the few values their subsets take
+#: (e.g. AUC [1.000, 1.000]), which reads as certainty where there is none.
+MIN_CI_UNITS = 10
+
+
+def ci_entry(value: float | None, resampled: np.ndarray | None, n_units: int, alpha: float = 0.05,
+             undefined: str | None = None) -> dict[str, Any]:
+    """One metric in the shape every ``metrics.json`` uses: ``{"value", "ci95": [lo, hi]}``.
+
+    ``resampled``: the metric on each bootstrap resample (NaN = undefined there), or None when no
+    bootstrap was asked (``ci95`` None). A CI from fewer than :data:`MIN_CI_UNITS` units, or when the
+    metric is undefined on the data (``undefined`` says why, e.g. "one class present"), is None with
+    ``ci_note`` saying why, so reports and the terminal show it as not estimable.
+    """
+    value = None if value is None or not math.isfinite(float(value)) else float(value)
+    entry: dict[str, Any] = {"value": value, "ci95": None}
+    if resampled is None:
+        return entry
+    if value is None:
+        entry["ci_note"] = f"not estimable: {undefined or 'the metric is undefined on these data'}"
+        return entry
+    if n_units < MIN_CI_UNITS:
+        entry["ci_note"] = f"not estimable: {n_units} unit(s), a CI needs at least {MIN_CI_UNITS}"
+        return entry
+    finite = np.asarray(resampled, dtype=np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    if finite.size < 0.5 * np.asarray(resampled).size:
+        entry["ci_note"] = "not estimable: the metric is undefined on most resamples"
+        return entry
+    lo, hi = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    entry["ci95"] = [float(lo), float(hi)]
+    return entry
 
 
 def _group_codes(groups: Sequence[Any] | np.ndarray, n: int) -> tuple[np.ndarray, int]:

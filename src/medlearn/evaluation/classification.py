@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from medlearn.evaluation.bootstrap import bootstrap_counts
+from medlearn.evaluation.bootstrap import bootstrap_counts, ci_entry
 from medlearn.evaluation.calibration import confidence_and_correct, expected_calibration_error
 
 __all__ = [
@@ -388,20 +388,15 @@ def classification_metrics(
     result: dict[str, Any] = {"task": task, "n": n, "label_names": names}
     if task in ("binary", "multilabel"):
         result["threshold"] = float(threshold)
+    n_units = n if groups is None else int(np.unique(np.asarray(groups)).size)
+    single_class = task != "multilabel" and len(np.unique(y)) < 2
     for key, value in point.items():
         if key == ("_cm",):
             continue
-        ci = None
-        if n_boot > 0:
-            values = np.concatenate(boot[key])
-            values = values[np.isfinite(values)]
-            if values.size:
-                lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-                ci = [float(lo), float(hi)]
-            else:
-                ci = [None, None]
+        resampled = np.concatenate(boot[key]) if n_boot > 0 else None
+        why = "one class present" if single_class and "auc" in key else None
         path = key if key[0] != "per_class" else ("per_class", names[int(key[1])], key[2])
-        _set(result, path, {"value": _as_float(value[0]), "ci95": ci})
+        _set(result, path, ci_entry(_as_float(value[0]), resampled, n_units, alpha, why))
 
     cm = point[("_cm",)][0].astype(np.int64)
     result["confusion_matrix"] = cm.tolist()

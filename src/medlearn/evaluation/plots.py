@@ -19,6 +19,7 @@ from medlearn.evaluation.calibration import reliability_curve
 
 __all__ = [
     "plot_calibration",
+    "plot_precision_recall",
     "plot_confusion_matrix",
     "plot_image_grid",
     "plot_metric_bars",
@@ -82,34 +83,60 @@ def plot_training_curves(log: Any) -> Figure:
 # ---------------------------------------------------------------------------------------------
 # ROC, confusion matrix, calibration
 # ---------------------------------------------------------------------------------------------
+def _curves(y_true: Any, proba: Any, task: str, label_names: Sequence[str] | None
+            ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, 0/1 truth, score) per curve: binary = class 1; else one per class / label."""
+    y = np.asarray(y_true)
+    p = np.asarray(proba, dtype=np.float64)
+    if task == "binary":
+        return [(label_names[1] if label_names else "class 1", y.reshape(-1), p[:, -1] if p.ndim == 2 else p)]
+    if task not in ("multiclass", "ordinal", "multilabel"):
+        raise ValueError(f"unknown task {task!r}")
+    names = list(label_names) if label_names is not None else [str(c) for c in range(p.shape[1])]
+    curves = []
+    for c in range(p.shape[1]):
+        if task == "multilabel":
+            mask = ~np.isnan(y[:, c].astype(np.float64))
+            curves.append((names[c], y[mask, c].astype(int), p[mask, c]))
+        else:
+            curves.append((names[c], (y.reshape(-1) == c).astype(int), p[:, c]))
+    return curves
+
+
+def roc_band(y01: np.ndarray, score: np.ndarray, n_boot: int = 200, seed: int = 0, alpha: float = 0.05,
+             grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise percentile-bootstrap band of the ROC curve: ``(fpr_grid, tpr_lo, tpr_hi)``."""
+    from sklearn.metrics import roc_curve
+
+    grid = np.linspace(0, 1, 101) if grid is None else grid
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y01), len(y01))
+        if y01[idx].min() == y01[idx].max():
+            continue
+        fpr, tpr, _ = roc_curve(y01[idx], score[idx])
+        curves.append(np.interp(grid, fpr, tpr))
+    if not curves:
+        return grid, np.full_like(grid, np.nan), np.full_like(grid, np.nan)
+    lo, hi = np.percentile(np.stack(curves), [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+    return grid, lo, hi
+
+
 def plot_roc(
-    y_true: Any, proba: Any, task: str = "binary", label_names: Sequence[str] | None = None, ax_title: str = "ROC"
+    y_true: Any, proba: Any, task: str = "binary", label_names: Sequence[str] | None = None, ax_title: str = "ROC",
+    n_boot: int = 200, threshold: float | None = None,
 ) -> Figure:
     """ROC curves: binary = the class-1 score; multiclass/ordinal = one-vs-rest per class;
     multilabel = one per label (rows with a missing label left out). AUCs in the legend.
 
+    Binary: a 95% pointwise bootstrap band (``n_boot`` resamples; 0 = none) and the operating point of
+    ``threshold`` (the score cut the reported accuracy, sensitivity and specificity use).
     Shapes as :func:`medlearn.evaluation.classification.classification_metrics`.
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    y = np.asarray(y_true)
-    p = np.asarray(proba, dtype=np.float64)
-    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
-    if task == "binary":
-        score = p[:, -1] if p.ndim == 2 else p
-        y = y.reshape(-1)
-        curves.append((label_names[1] if label_names else "class 1", y, score))
-    elif task in ("multiclass", "ordinal", "multilabel"):
-        k = p.shape[1]
-        names = list(label_names) if label_names is not None else [str(c) for c in range(k)]
-        for c in range(k):
-            if task == "multilabel":
-                mask = ~np.isnan(y[:, c].astype(np.float64))
-                curves.append((names[c], y[mask, c].astype(int), p[mask, c]))
-            else:
-                curves.append((names[c], (y.reshape(-1) == c).astype(int), p[:, c]))
-    else:
-        raise ValueError(f"unknown task {task!r}")
+    curves = _curves(y_true, proba, task, label_names)
     fig = _figure(4.8, 4.4)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1)
@@ -117,7 +144,15 @@ def plot_roc(
         if yc.size == 0 or yc.min() == yc.max():
             continue  # ROC undefined with one class only
         fpr, tpr, _ = roc_curve(yc, score)
-        ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {roc_auc_score(yc, score):.3f})")
+        line = ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {roc_auc_score(yc, score):.3f})")[0]
+        if task == "binary" and n_boot > 0:
+            grid, lo, hi = roc_band(yc, score, n_boot)
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, lw=0, label="95% CI (bootstrap)")
+        if task == "binary" and threshold is not None:
+            pred = score > threshold
+            tp_rate = float(pred[yc == 1].mean())
+            fp_rate = float(pred[yc == 0].mean())
+            ax.plot([fp_rate], [tp_rate], "o", color="black", ms=5, label=f"threshold {threshold:g}")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false-positive rate (1 - specificity)")
@@ -126,6 +161,31 @@ def plot_roc(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(ax_title)
+    return fig
+
+
+def plot_precision_recall(y_true: Any, proba: Any, task: str = "binary", label_names: Sequence[str] | None = None,
+                          title: str = "Precision-recall") -> Figure:
+    """Precision-recall curves (same curves as :func:`plot_roc`), average precision in the legend and
+    the prevalence as the chance line (binary)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig = _figure(4.8, 4.4)
+    ax = fig.subplots()
+    for name, yc, score in _curves(y_true, proba, task, label_names):
+        if yc.size == 0 or yc.min() == yc.max():
+            continue
+        precision, recall, _ = precision_recall_curve(yc, score)
+        ax.plot(recall, precision, lw=1.6, label=f"{name} (AP {average_precision_score(yc, score):.3f})")
+        if task == "binary":
+            ax.axhline(float(yc.mean()), ls="--", color="0.6", lw=1, label=f"prevalence {yc.mean():.2f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("recall (sensitivity)")
+    ax.set_ylabel("precision (PPV)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title)
     return fig
 
 

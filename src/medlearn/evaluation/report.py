@@ -52,13 +52,14 @@ pre{background:#f6f8fa;padding:.7em;overflow-x:auto;font-size:.85em}
 
 
 def _is_ci_entry(value: Any) -> bool:
-    return isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "ci95"}
+    return isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "ci95", "ci_note"}
 
 
 def format_value(value: Any, float_format: str = "{:.4f}") -> str:
     """Format one table cell as plain text (the caller escapes it).
 
-    ``{"value": v, "ci95": [lo, hi]}`` becomes ``"v [lo, hi]"`` with 3 decimals; floats use
+    ``{"value": v, "ci95": [lo, hi]}`` becomes ``"v [lo, hi]"`` with 3 decimals (``"v (CI not estimable:
+    why)"`` when the entry has a ``ci_note``); floats use
     ``float_format``; NaN and None become an em dash; short lists are written inline.
     """
     if value is None:
@@ -66,6 +67,8 @@ def format_value(value: Any, float_format: str = "{:.4f}") -> str:
     if _is_ci_entry(value):
         point = format_value(value["value"], "{:.3f}")
         ci = value.get("ci95")
+        if value.get("ci_note"):
+            return f"{point} (CI {value['ci_note']})"
         if ci is None or len(ci) != 2 or any(c is None or _isnan(c) for c in ci):
             return point
         return f"{point} [{format_value(ci[0], '{:.3f}')}, {format_value(ci[1], '{:.3f}')}]"

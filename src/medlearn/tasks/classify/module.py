@@ -29,10 +29,10 @@ def build_classifier_network(plan: ClassificationPlan, single: bool = False) -> 
                                plan)
     kwargs: dict[str, Any] = dict(spatial_dims=plan.spatial_dims, in_channels=plan.in_channels,
                                   num_outputs=plan.num_outputs, input_size=plan.input_size,
-                                  dropout=plan.model.dropout, init=plan.model.init)
-    if plan.model.widths:
-        kwargs["widths"] = plan.model.widths
-    return build_network(plan.model.network, **kwargs)
+                                  dropout=plan.network.dropout, init=plan.network.init)
+    if plan.network.widths:
+        kwargs["widths"] = plan.network.widths
+    return build_network(plan.network.name, **kwargs)
 
 
 def validation_auc(labels: np.ndarray, proba: np.ndarray, task: str) -> float:
@@ -69,8 +69,8 @@ class ClassificationModule(pl.LightningModule):
         self.loss = TaskLoss(self.plan.task, weights, self.plan.train.label_smoothing)
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
-        self._augment_gen = torch.Generator().manual_seed(self.plan.seed)
-        self._mixup_rng = np.random.default_rng(self.plan.seed)
+        self._augment_gen = torch.Generator().manual_seed(self.plan.train.seed)
+        self._mixup_rng = np.random.default_rng(self.plan.train.seed)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment whole training batches (vectorised; see ``medlearn.transforms.batch``)."""
@@ -120,8 +120,9 @@ class ClassificationModule(pl.LightningModule):
             acc = float(np.nanmean((proba > 0.5) == np.where(np.isnan(y), np.nan, y)))
         else:
             acc = float((proba.argmax(1) == y).mean())
-        self.log_dict({"val_loss": loss, "val_auc": auc if np.isfinite(auc) else 0.0, "val_acc": acc},
-                      prog_bar=True)
+        # an undefined AUC (one class in val) is logged as NaN, never 0: checkpoints treat NaN as the worst
+        # score, and the plan monitors val_loss when the validation split holds a single class
+        self.log_dict({"val_loss": loss, "val_auc": auc, "val_acc": acc}, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
         t = self.plan.train

@@ -1,8 +1,11 @@
-"""Patient-level prediction: aggregate the embeddings of a patient's images or slices.
+"""Patient-level prediction from the images (or slices) of each patient.
 
-``mean``/``max`` pooling or a GRU over the ordered images (Zhou et al., as used for per-patient CT
-classification), followed by a linear head trained on the training patients and selected on the
-validation patients. Input embeddings come from the trained image classifier's backbone.
+* ``mean`` / ``max``: the mean (maximum) of the patient's image probabilities; nothing is trained, so a
+  patient's row is exactly what its image rows say (:func:`pool_probabilities`).
+* ``learned_mean`` / ``learned_max`` / ``gru``: a :class:`PatientAggregator` — mean or max pooling of
+  the image embeddings, or a GRU over the ordered images (Zhou et al., as used for per-patient CT
+  classification), followed by a linear head trained on the training patients and selected on the
+  validation patients. Input embeddings come from the trained image classifier's backbone.
 """
 
 from __future__ import annotations
@@ -16,14 +19,25 @@ from torch import nn
 from medlearn.tasks.classify.module import validation_auc
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 
+LEARNED = ("learned_mean", "learned_max", "gru")
+
+
+def pool_probabilities(proba: np.ndarray, patients: np.ndarray, mode: str) -> tuple[list[str], np.ndarray]:
+    """Patient ids (first-seen order) and the ``mean`` or ``max`` of their images' probabilities ``(P, K)``."""
+    ids = list(dict.fromkeys(str(p) for p in patients))
+    reduce = np.mean if mode == "mean" else np.max
+    patients = np.asarray(patients).astype(str)
+    return ids, np.stack([reduce(proba[patients == p], axis=0) for p in ids])
+
 
 class PatientAggregator(nn.Module):
-    """``(B, T, F)`` padded bags + lengths ``(B,)`` -> logits ``(B, K)``."""
+    """``(B, T, F)`` padded bags + lengths ``(B,)`` -> logits ``(B, K)`` (modes of :data:`LEARNED`)."""
 
-    def __init__(self, embed_dim: int, num_outputs: int, mode: str = "mean", hidden: int = 64) -> None:
+    def __init__(self, embed_dim: int, num_outputs: int, mode: str = "learned_mean", hidden: int = 64) -> None:
         super().__init__()
+        mode = {"learned_mean": "mean", "learned_max": "max"}.get(mode, mode)
         if mode not in ("mean", "max", "gru"):
-            raise ValueError(f"aggregation must be mean, max or gru, got {mode!r}")
+            raise ValueError(f"aggregation must be one of {LEARNED}, got {mode!r}")
         self.mode = mode
         self.gru = nn.GRU(embed_dim, hidden, batch_first=True) if mode == "gru" else None
         self.head = nn.Linear(hidden if mode == "gru" else embed_dim, num_outputs)
@@ -74,7 +88,7 @@ def fit_patient_aggregator(train: tuple, val: tuple | None, task: str, num_outpu
     target = torch.as_tensor(labels, dtype=torch.float32 if task == "multilabel" else torch.long)
     loss_fn = TaskLoss(task)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    best_state, best_score = copy.deepcopy(model.state_dict()), -np.inf
+    best_state, best_score = None, -np.inf
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(bags))
@@ -89,7 +103,7 @@ def fit_patient_aggregator(train: tuple, val: tuple | None, task: str, num_outpu
         score = validation_auc(val[2], predict_patients(model, val[0], val[1], task), task)
         if np.isfinite(score) and score > best_score:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
-    if val is not None:
+    if val is not None and best_state is not None:
         model.load_state_dict(best_state)
     return model.eval()
 

@@ -31,14 +31,3 @@ def flip_views(x: torch.Tensor) -> list[torch.Tensor]:
     axes = list(range(2, min(x.ndim, 4)))
     subsets = [[]] + [[a] for a in axes] + ([axes] if len(axes) == 2 else [])
     return [x.flip(dims) if dims else x for dims in subsets]
-
-
-def embed_images(net: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Embeddings ``(N, F)`` from ``net.embed`` (the input to the classification head)."""
-    net.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], dtype=np.float32))
-            out.append(net.embed(x).numpy())
-    return np.concatenate(out)

@@ -1,7 +1,8 @@
-"""Case preprocessing shared by training and prediction: channel selection, resampling, normalisation.
+"""Image preprocessing shared by training and prediction: channel selection, resampling, normalisation.
 
 Arrays are channel-first ``(C, *spatial)`` (spatial = X, Y[, Z] as read by
-:func:`medlearn.data.images.read_image`). Labels and ROI masks are ``(*spatial)`` uint8.
+:func:`medlearn.data.images.read_image`). Labels and ROI masks are ``(*spatial)`` uint8. What to do is a
+plan section, :class:`PreprocessingSection`, that any image task's plan can hold.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlearn.tasks.segment.plan import SegmentationPlan
+from medlearn.plan import setting
+
+
+@dataclass
+class PreprocessingSection:
+    """How an image becomes the network's input (identical in training and prediction)."""
+
+    input_channels: list[int] = setting(factory=list, help="input channels used, in order")
+    normalization: list[str] = setting(factory=list, help="per channel: zscore | clahe | ct | none")
+    ct_stats: list[list[float]] = setting(factory=list, help="per channel: [lo, hi, mean, std] (ct only)")
+    target_spacing: list[float] = setting(factory=list, help="resample to this spacing (mm); empty: keep")
+    zero_outside_roi: bool = setting(True, help="set voxels outside the ROI mask to 0")
 
 
 @dataclass
@@ -56,14 +68,14 @@ def local_contrast(channel: np.ndarray, region: np.ndarray | None) -> np.ndarray
     return equalize_adapthist(scaled).astype(np.float32)
 
 
-def normalise(image: np.ndarray, roi: np.ndarray | None, plan: SegmentationPlan) -> np.ndarray:
+def normalise(image: np.ndarray, roi: np.ndarray | None, pre: PreprocessingSection) -> np.ndarray:
     """Per-channel normalisation from the plan; returns float32 ``(C, *spatial)``."""
     out = np.empty(image.shape, np.float32)
     region = roi if roi is not None and roi.any() else None
-    for c, scheme in enumerate(plan.preprocessing.normalization):
+    for c, scheme in enumerate(pre.normalization):
         x = image[c].astype(np.float32)
         if scheme == "ct":
-            lo, hi, mean, std = plan.preprocessing.ct_stats[c]
+            lo, hi, mean, std = pre.ct_stats[c]
             x = (np.clip(x, lo, hi) - mean) / max(std, 1e-6)
         elif scheme in ("zscore", "clahe"):
             if scheme == "clahe":
@@ -71,17 +83,17 @@ def normalise(image: np.ndarray, roi: np.ndarray | None, plan: SegmentationPlan)
             values = x[region] if region is not None else x
             x = (x - values.mean()) / max(float(values.std()), 1e-6)
         out[c] = x
-    if region is not None and plan.preprocessing.zero_outside_roi:
+    if region is not None and pre.zero_outside_roi:
         out[:, ~region] = 0.0
     return out
 
 
-def preprocess_case(name: str, image: np.ndarray, spacing: tuple[float, ...], plan: SegmentationPlan,
+def preprocess_case(name: str, image: np.ndarray, spacing: tuple[float, ...], pre: PreprocessingSection,
                     label: np.ndarray | None = None, roi: np.ndarray | None = None) -> PreprocessedCase:
     """Select channels, resample to the plan's spacing, normalise. ``image`` is ``(C, *spatial)``."""
-    image = image[plan.preprocessing.input_channels]
+    image = image[pre.input_channels]
     original = tuple(image.shape[1:])
-    target = plan.preprocessing.target_spacing
+    target = pre.target_spacing
     if _needs_resampling(spacing, target):
         shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(original, spacing, target, strict=True))
         image = resample(image, shape, "linear")
@@ -90,7 +102,7 @@ def preprocess_case(name: str, image: np.ndarray, spacing: tuple[float, ...], pl
         if roi is not None:
             roi = resample(roi[None].astype(np.float32), shape, "nearest")[0]
     roi_bool = roi > 0 if roi is not None else None
-    norm = normalise(image, roi_bool, plan)
+    norm = normalise(image, roi_bool, pre)
     lab = label.astype(np.uint8) if label is not None else None
     return PreprocessedCase(name, norm, lab, roi_bool, original)
 

@@ -13,7 +13,8 @@ from lightning.pytorch.callbacks import Callback
 
 from medlearn.cli.main import main
 from medlearn.engine.parallel import available_cores
-from medlearn.tasks.classify.api import Classifier
+from medlearn.io.artifact import load_artifact
+from medlearn.tasks.classify.model import Classifier
 from medlearn.tasks.classify.outputs import TaskLoss, logits_to_proba
 from medlearn.tasks.classify.patient import PatientAggregator
 from tests.conftest import FAST, cli_exit_code
@@ -48,7 +49,7 @@ def test_train_writes_the_run_directory(trained: tuple[Path, Path]) -> None:
     lo, hi = metrics["test"]["auc"]["ci95"]
     assert lo <= metrics["test"]["auc"]["value"] <= hi
     assert {"sensitivity", "specificity", "fpr", "fnr", "balanced_accuracy", "ece"} <= set(metrics["test"])
-    assert metrics["training"]["imbalance_ratio"] == 1.0
+    assert metrics["training"]["imbalance_ratio"] == 1.0 and metrics["task"] == "classify"
     assert metrics["training"]["images_trained_on"] == 64  # one best-validation model: val stays held out
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 4 and "Grad-CAM" in html
@@ -73,12 +74,17 @@ def test_predict_evaluate_explain(trained: tuple[Path, Path], tmp_path: Path) ->
     table = pd.read_csv(tmp_path / "p.csv")
     assert len(table) == 112 and {"p_0", "p_1", "predicted"} <= set(table.columns)
     np.testing.assert_allclose(table[["p_0", "p_1"]].sum(1), 1.0, atol=1e-5)
-    run_cli(["classify", "evaluate", str(run), str(data), "-o", str(tmp_path / "ev"), "--bootstrap", "20"])
-    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file()}
+    run_cli(["classify", "evaluate", str(run), str(data), "--name", "again", "--bootstrap", "20"])
+    ev = json.loads((run / "evaluations" / "again" / "metrics.json").read_text())
     saved = json.loads((run / "metrics.json").read_text())
     assert ev["test"]["auc"]["value"] == pytest.approx(saved["test"]["auc"]["value"])
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file()} == before  # run files untouched
+    # the same file the model trained on: every train/val image is said to be seen
+    assert ev["seen_in_training"] == {"items": 64 + 24, "of": 112}
+    assert "optimistic" in (run / "evaluations" / "again" / "report.html").read_text()
     run_cli(["classify", "explain", str(run), str(data), "-o", str(tmp_path / "ex"), "--limit", "3"])
-    assert len(list((tmp_path / "ex").glob("*.png"))) == 3
+    assert len(list((tmp_path / "ex").glob("*.png"))) == 3  # image and map side by side, with a colour bar
     run_cli(["classify", "explain", str(run), str(data), "-o", str(tmp_path / "occ"), "--limit", "1",
              "--method", "occlusion"])
     assert len(list((tmp_path / "occ").glob("*occlusion*.png"))) == 1
@@ -104,9 +110,9 @@ def test_init_from_replaces_the_head(trained: tuple[Path, Path], tmp_path: Path,
     _, run = trained
     run_cli(["classify", "train", str(tiny_csv), "-o", str(tmp_path / "ft"), "--init-from", str(run),
              *FAST, "--set", "train.max_epochs=1"])  # the later --set wins
-    source = torch.load(run / "model.pt", weights_only=False)["state_dict"]
+    source = load_artifact(run / "model.pt").tensors["net"]
     # fine-tuning for one epoch from the source backbone: first conv starts equal, so stays close
-    tuned = torch.load(tmp_path / "ft" / "model.pt", weights_only=False)["state_dict"]
+    tuned = load_artifact(tmp_path / "ft" / "model.pt").tensors["net"]
     key = next(k for k in source if k.startswith("backbone.") and k.endswith("weight"))
     assert torch.allclose(source[key], tuned[key], atol=0.2) and not torch.equal(source[key], tuned[key])
 
@@ -138,11 +144,11 @@ class _Crash(Callback):
 
 def test_resume_continues_an_interrupted_run(tiny_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture) -> None:
-    import medlearn.tasks.classify.train as train_module
+    import medlearn.engine.trainer as trainer_module
 
-    original = train_module.build_trainer
-    monkeypatch.setattr(train_module, "build_trainer",
-                        lambda *a, **k: original(*a, **{**k, "extra_callbacks": [_Crash()]}))
+    original = trainer_module.build_trainer
+    monkeypatch.setattr(trainer_module, "build_trainer",
+                        lambda *a, **k: original(*a, **{**k, "extra_callbacks": [*k["extra_callbacks"], _Crash()]}))
     run = tmp_path / "r"
     with pytest.raises(RuntimeError, match="power cut"):
         main(["classify", "train", str(tiny_npz), "-o", str(run), *FAST])
@@ -150,18 +156,18 @@ def test_resume_continues_an_interrupted_run(tiny_npz: Path, tmp_path: Path, mon
     with pytest.raises(SystemExit) as exc:  # an unfinished run is neither finished nor silently restarted
         main(["classify", "train", str(tiny_npz), "-o", str(run), *FAST])
     assert exc.value.code == 2 and "--resume" in capsys.readouterr().err
-    monkeypatch.setattr(train_module, "build_trainer", original)
+    monkeypatch.setattr(trainer_module, "build_trainer", original)
     run_cli(["classify", "train", str(tiny_npz), "-o", str(run), "--resume", *FAST])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["training"]["epochs_run"] == 4
+    assert metrics["training"]["per_member"][0]["epochs"] == 4
     epochs = pd.read_csv(run / "logs" / "metrics.csv")["epoch"].dropna().astype(int)
     assert sorted(set(epochs)) == [0, 1, 2, 3]  # rows of the first attempt kept, epochs 2-3 added
 
 
 def test_pretrain_then_finetune(tiny_npz: Path, tmp_path: Path) -> None:
     run_cli(["classify", "pretrain", str(tiny_npz), "-o", str(tmp_path / "ssl"), "--epochs", "1",
-             "--set", "model.network=smallcnn", "--set", "model.widths=[8,16]", "--set", "train.batch_size=16"])
-    assert json.loads((tmp_path / "ssl" / "metrics.json").read_text())["method"] == "simclr"
+             "--set", "network.name=smallcnn", "--set", "network.widths=[8,16]", "--set", "train.batch_size=16"])
+    assert json.loads((tmp_path / "ssl" / "metrics.json").read_text())["pretraining"]["method"] == "simclr"
     run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "ft"), "--init-from", str(tmp_path / "ssl"),
              *FAST])
     assert (tmp_path / "ft" / "metrics.json").exists()
@@ -171,7 +177,7 @@ def test_ensemble_of_two_members(tiny_npz: Path, tmp_path: Path) -> None:
     run_cli(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "ens"), *FAST, "--set", "train.ensemble=2",
              "--set", "train.max_epochs=2"])
     metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
-    assert metrics["training"]["ensemble"] == 2 and len(metrics["training"]["epochs_per_member"]) == 2
+    assert metrics["training"]["members"] == 2 and len(metrics["training"]["per_member"]) == 2
     assert metrics["training"]["members_side_by_side"] == min(2, available_cores())
     clf = Classifier.load(tmp_path / "ens")
     assert len(clf.net_.members) == 2
@@ -185,9 +191,9 @@ def test_final_checkpoint_runs_the_whole_schedule(tiny_npz: Path, tmp_path: Path
     run_cli(["classify", "train", str(tiny_npz), "-o", str(run), *FAST, "--set", "train.checkpoint=final",
              "--set", "train.patience=1", "--set", "train.max_epochs=4", "--set", "train.ema_decay=null"])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["training"]["epochs_per_member"] == [4]  # patience is ignored: no early stopping
-    kept = torch.load(run / "checkpoints" / "member.pt", weights_only=False)["state_dict"]
-    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert [m["epochs"] for m in metrics["training"]["per_member"]] == [4]  # patience ignored: no early stopping
+    kept = load_artifact(run / "checkpoints" / "member.pt", kind="member").tensors["net"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     for name, tensor in kept.items():
         torch.testing.assert_close(tensor, last[f"net.{name}"])
 
@@ -208,7 +214,7 @@ def test_multilabel_loss_ignores_missing() -> None:
     assert loss(logits, torch.tensor([[1.0, float("nan")]])) < 1e-3
 
 
-@pytest.mark.parametrize("mode", ["mean", "max", "gru"])
+@pytest.mark.parametrize("mode", ["learned_mean", "learned_max", "gru"])
 def test_patient_aggregator_masks_padding(mode: str) -> None:
     torch.manual_seed(0)
     agg = PatientAggregator(4, 2, mode)
@@ -225,16 +231,19 @@ def test_patient_aggregator_follows_the_image_model_on_val(learns_from_val: bool
     """Selected on the val patients only while they are unseen; else trained on train + val, final weights."""
     from types import SimpleNamespace
 
-    from medlearn.tasks.classify import train as train_module
+    import medlearn.imaging.embed as embed_module
+    import medlearn.tasks.classify.patient as patient_module
+    from medlearn.data.splits import Splits
+    from medlearn.tasks.classify import task as task_module
 
     calls = []
-    monkeypatch.setattr(train_module, "embed_images", lambda net, images: images)
-    monkeypatch.setattr(train_module, "fit_patient_aggregator", lambda fit, val, *a: calls.append((fit, val)))
-    splits = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)
+    monkeypatch.setattr(embed_module, "embed_images", lambda net, images: images)
+    monkeypatch.setattr(patient_module, "fit_patient_aggregator", lambda fit, val, *a: calls.append((fit, val)))
+    splits = Splits(list(range(8)), np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2))
     data = SimpleNamespace(labels=np.array([0, 1, 0, 1, 1, 0, 1, 0]), patient_ids=np.array(list("aabbccdd")))
-    plan = SimpleNamespace(learns_from_val=learns_from_val, task="binary", num_outputs=2, seed=0,
-                           patient=SimpleNamespace(aggregation="mean", epochs=3))
-    train_module.train_patient_model(None, plan, data, np.eye(8, dtype=np.float32), splits)
+    plan = SimpleNamespace(learns_from_val=learns_from_val, task="binary", num_outputs=2,
+                           train=SimpleNamespace(seed=0), patient=SimpleNamespace(aggregation="learned_mean", epochs=3))
+    task_module._fit_aggregator(None, plan, data, np.eye(8, dtype=np.float32), splits)
     (fit_bags, _, _), val = calls[0]
     assert len(fit_bags) == (3 if learns_from_val else 2)  # patients a, b (+ c from val); never d (test)
     assert (val is None) == learns_from_val
@@ -245,7 +254,8 @@ def test_patient_aggregator_without_val_keeps_its_final_weights() -> None:
 
     bags, lengths, labels = torch.randn(6, 2, 4), torch.full((6,), 2), np.array([0, 1] * 3)
     for epochs in (1, 2):
-        agg = fit_patient_aggregator((bags, lengths, labels), None, "binary", 2, "mean", epochs=epochs, seed=0)
+        agg = fit_patient_aggregator((bags, lengths, labels), None, "binary", 2, "learned_mean", epochs=epochs,
+                                     seed=0)
         weights = torch.cat([p.detach().flatten() for p in agg.parameters()])
         if epochs == 1:
             after_one = weights
@@ -294,11 +304,11 @@ def test_multilabel_and_ordinal_tasks(tmp_path: Path) -> None:
     run_cli(["classify", "train", str(tmp_path / "ml.csv"), "-o", str(tmp_path / "ml"), *FAST,
              "--set", "train.max_epochs=2"])
     ml = json.loads((tmp_path / "ml" / "metrics.json").read_text())
-    assert ml["task"] == "multilabel" and ml["label_names"] == ["corner_a", "corner_b"]
+    assert ml["classification"] == "multilabel" and ml["label_names"] == ["corner_a", "corner_b"]
     run_cli(["classify", "train", str(tmp_path / "ord.csv"), "-o", str(tmp_path / "ord"), *FAST, "--task", "ordinal",
              "--classes", "low,mid,high", "--set", "train.max_epochs=2"])
     ordinal = json.loads((tmp_path / "ord" / "metrics.json").read_text())
-    assert ordinal["task"] == "ordinal" and "qwk" in ordinal["test"] and "mae" in ordinal["test"]
+    assert ordinal["classification"] == "ordinal" and "qwk" in ordinal["test"] and "mae" in ordinal["test"]
     assert json.loads((tmp_path / "ord" / "plan.json").read_text())["label_names"] == ["low", "mid", "high"]
 
 
@@ -326,7 +336,7 @@ def test_mixup_trains_on_convex_mixtures_of_two_images_and_of_their_losses() -> 
     from medlearn.tasks.classify.plan import ClassificationPlan
 
     plan = ClassificationPlan(task="binary", label_names=["a", "b"], input_size=[8, 8])
-    plan.model.network, plan.model.widths = "resnet18", [4, 8, 8, 8]
+    plan.network.name, plan.network.widths = "resnet18", [4, 8, 8, 8]
     plan.augment.mixup = 0.4
     module = ClassificationModule(plan.to_dict())
     module.log = lambda *a, **k: None  # no Trainer attached
