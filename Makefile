@@ -9,6 +9,17 @@ export MEDLEARN_DATA ?= $(abspath ../shared/data)
 .PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
+	@# the browser test (tests/serve/test_browser.py) drives Debian's chromium through playwright
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+	    echo "could not install chromium with apt-get: the browser test will fail until it is installed"; \
+	  else \
+	    echo "the browser test needs Chromium at /usr/bin/chromium: run 'sudo apt-get install chromium' (or make setup as root)"; \
+	  fi; \
+	fi
 
 # torch first, alone and pinned: its CPU wheel is on this machine's disk; any other spec pulls CUDA builds.
 $(STAMP): pyproject.toml requirements.lock

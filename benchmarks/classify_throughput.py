@@ -60,7 +60,7 @@ def plain_loop(plan, x: np.ndarray, y: np.ndarray, steps: int, warmup: int) -> f
     from monai.networks.nets import ResNet
 
     torch.manual_seed(0)
-    backbone = ResNet(block="basic", layers=[2, 2, 2, 2], block_inplanes=plan.model.widths, spatial_dims=2,
+    backbone = ResNet(block="basic", layers=[2, 2, 2, 2], block_inplanes=plan.network.widths, spatial_dims=2,
                       n_input_channels=1, num_classes=2, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True,
                       shortcut_type="B", bias_downsample=False)
     opt = torch.optim.AdamW(backbone.parameters(), lr=plan.train.lr, weight_decay=plan.train.weight_decay)
@@ -86,7 +86,7 @@ def medlearn_pipeline(plan, x: np.ndarray, y: np.ndarray, steps: int, warmup: in
     """it/s of medlearn's LightningModule + trainer (checkpoints, CSV logs) on the same data."""
     from medlearn.engine.rundir import RunDirectory
     from medlearn.engine.trainer import build_trainer, ema_callbacks
-    from medlearn.tasks.classify.dataset import ImageArrayDataset, make_loader
+    from medlearn.tasks.classify.data import ImageArrayDataset, make_loader
     from medlearn.tasks.classify.module import ClassificationModule
 
     torch.manual_seed(0)

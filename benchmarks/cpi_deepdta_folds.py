@@ -1,13 +1,14 @@
-"""Compound-protein affinity on Davis (or KIBA), DeepDTA folds (setting 1), medlearn.cpi default plan, CPU.
+"""Compound-protein affinity on Davis (or KIBA), DeepDTA folds (setting 1), the cpi task's default plan, CPU.
 
-Trains ``medlearn.cpi`` (``train_cpi`` on the davis_kiba_dta folder) with the default plan: training
-on four DeepDTA training folds, early stopping and checkpoint choice on the fifth
-(``train.val_fold``), a wall-time cap of ``train.max_time_minutes``; the test fold is predicted
-once at the end. Target (issue 4): Davis CI >= 0.89 and MSE <= 0.25 on the test fold, trained on
-CPU in < 30 min. Published on the same folds: DeepDTA CI 0.878 / MSE 0.261 (KIBA 0.863 / 0.194);
+Trains ``medlearn.tasks.cpi`` (``AffinityModel().fit`` on the davis_kiba_dta folder, through the engine)
+with the default plan: training on four DeepDTA training folds, early stopping and checkpoint choice on
+the fifth (``data.val_fold``), the five ensemble members side by side on the CPU cores (the engine's
+layout; each gets ``train.max_minutes / rounds``); the test fold is predicted once at the end, with 95%
+bootstrap CIs over pairs. Target (issue 4): Davis CI >= 0.89 and MSE <= 0.25 on the test fold, trained
+on CPU in < 30 min. Published on the same folds: DeepDTA CI 0.878 / MSE 0.261 (KIBA 0.863 / 0.194);
 GraphDTA CI 0.893 / MSE 0.229 (KIBA 0.891 / 0.139).
 
-    python benchmarks/cpi_deepdta_folds.py [--dataset davis] [--threads 1] [--set train.max_time_minutes=25]
+    python benchmarks/cpi_deepdta_folds.py [--dataset davis] [--set train.max_minutes=25]
 
 Writes ``benchmarks/results/cpi_deepdta_folds_<dataset>.{json,md}``.
 """
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,13 +35,23 @@ PUBLISHED = {"davis": {"DeepDTA": (0.878, 0.261), "GraphDTA": (0.893, 0.229)},
 TARGET = {"davis": {"ci": 0.89, "mse": 0.25, "minutes": 30.0}}
 
 
+def _value(entry: Any) -> float:
+    """A metric of metrics.json: ``{"value", "ci95"}`` (or a plain number, as members' metrics are)."""
+    return float(entry["value"] if isinstance(entry, dict) else entry)
+
+
+def _with_ci(entry: dict) -> str:
+    ci = entry.get("ci95")
+    return f"{entry['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
 def targets_met(payload: dict) -> dict | None:
     """Which Davis targets the test fold met (None for datasets without a target)."""
     goal = TARGET.get(payload["dataset"])
     if goal is None:
         return None
     te = payload["metrics"]["test"]
-    met = {"ci": te["ci"] >= goal["ci"], "mse": te["mse"] <= goal["mse"],
+    met = {"ci": _value(te["ci"]) >= goal["ci"], "mse": _value(te["mse"]) <= goal["mse"],
            "time": payload["wall_seconds"] / 60 < goal["minutes"]}
     return {**met, "all": all(met.values())}
 
@@ -50,35 +62,42 @@ def markdown(payload: dict) -> str:
     te, va = m["test"], m["val"]
     pub = PUBLISHED[ds]
     target = "CI >= 0.89, MSE <= 0.25, < 30 min CPU" if ds == "davis" else "—"
-    net, train = payload["plan"]["net"], payload["plan"]["train"]
+    net, train, data = payload["plan"]["network"], payload["plan"]["train"], payload["plan"]["data"]
     env = payload["environment"]
-    members = m.get("history", {}).get("members", [])
+    training = m["training"]
+    members = training.get("per_member", [])
     n_members = max(1, len(members))
-    capped = payload["wall_seconds"] / 60 >= train["max_time_minutes"]
+    side_by_side = training.get("members_side_by_side", 1)
+    rounds = -(-n_members // max(1, side_by_side))
+    per_member_budget = train["max_minutes"] / rounds if train.get("max_minutes") else None
+    capped = per_member_budget is not None and any(x["seconds"] / 60 >= 0.98 * per_member_budget for x in members)
     stop = ("stopped by the time cap" if capped
             else f"early stopping, patience {train['patience']}, max {train['max_epochs']} epochs")
     fp = " (Morgan counts, log1p)" if net.get("fp_counts") else ""
     pca = f" (k-mer PCA {net['kmer_pca']})" if net.get("kmer_pca") else ""
     size = f"{n_members}-member ensemble" if n_members > 1 else "single model"
     model = (f"{net['compound']} compound branch{fp}, {net['protein']} protein branch{pca}, "
-             f"{net.get('head', 'concat')} head, lr schedule {train.get('lr_schedule', 'none')}, {size}")
-    epochs = ", ".join(str(x["epochs"]) for x in members) if members else str(m["history"]["epochs"])
-    lines = [f"**Compound-protein affinity, {ds.upper()}** (DeepDTA folds, setting 1; medlearn.cpi default plan: "
-             f"{model}; epochs per member {epochs} ({stop}); model chosen on validation fold {train['val_fold']})",
+             f"{net['head']} head, lr schedule {train['lr_schedule']}, {size}")
+    epochs = ", ".join(str(x["epochs"]) for x in members)
+    layout = f"members {side_by_side} side by side (one process each, the engine's layout)"
+    if per_member_budget:
+        layout += f", {per_member_budget:.1f} min budget each"
+    lines = [f"**Compound-protein affinity, {ds.upper()}** (DeepDTA folds, setting 1; medlearn cpi default plan: "
+             f"{model}; epochs per member {epochs} ({stop}); model chosen on validation fold {data['val_fold']})",
              "",
-             f"Wall time {payload['wall_seconds'] / 60:.1f} min (training {m['train_seconds'] / 60:.1f} min) on "
-             f"{env['threads']} torch thread(s) of a {env['cpu_count']}-core CPU shared with other jobs; 1-min load "
+             f"Wall time {payload['wall_seconds'] / 60:.1f} min (training {training['seconds'] / 60:.1f} min; "
+             f"{layout}) on a {env['cpu_count']}-core CPU shared with other jobs; 1-min load "
              f"average {payload.get('load_average_1min_at_start', float('nan')):.2f} at start, "
              f"{env['load_average_1min_at_end']:.2f} at end; {env['date']}.",
              "",
-             "| model | test CI | test MSE | test r_m^2 | note |", "| --- | --- | --- | --- | --- |",
-             f"| medlearn (measured) | {te['ci']:.3f} | {te['mse']:.3f} | {te['rm2']:.3f} | "
-             f"val CI {va['ci']:.3f} / MSE {va['mse']:.3f} |"]
+             "| model | test CI [95% CI] | test MSE [95% CI] | test r_m^2 | note |", "| --- | --- | --- | --- | --- |",
+             f"| medlearn (measured) | {_with_ci(te['ci'])} | {_with_ci(te['mse'])} | {_value(te['rm2']):.3f} | "
+             f"val CI {_value(va['ci']):.3f} / MSE {_value(va['mse']):.3f} |"]
     ens = m.get("ensemble")
     if ens:
         tm = ens["test_members"]
-        ci = np.array([x["ci"] for x in tm])
-        mse = np.array([x["mse"] for x in tm])
+        ci = np.array([_value(x["ci"]) for x in tm])
+        mse = np.array([_value(x["mse"]) for x in tm])
         lines.append(f"| its {len(tm)} members alone (mean ± sd) | {ci.mean():.3f} ± {ci.std():.3f} | "
                      f"{mse.mean():.3f} ± {mse.std():.3f} | | |")
     lines += [f"| target | {target} | | | |",
@@ -90,7 +109,8 @@ def markdown(payload: dict) -> str:
         lines.append(f"Targets {verdict}: CI >= 0.89 {'yes' if met['ci'] else 'no'}, MSE <= 0.25 "
                      f"{'yes' if met['mse'] else 'no'}, < 30 min {'yes' if met['time'] else 'no'}.")
     lines.append("Every design choice and default (features, head, schedule, ensemble size) was made on the Davis "
-                 "validation fold (nothing was tuned on KIBA); the test fold is predicted once, by this run.")
+                 "validation fold (nothing was tuned on KIBA); the test fold is predicted once, by this run. "
+                 "CIs: 95% percentile bootstrap over test pairs.")
     if ens and "test_spread" in ens:
         sp = ens["test_spread"]
         lines.append(f"Ensemble spread as uncertainty (test): mean member sd {sp['mean_std']:.3f} "
@@ -102,14 +122,11 @@ def markdown(payload: dict) -> str:
 def main() -> None:
     import os
 
-    import torch
-
-    from medlearn.cpi.train import CPITrainOptions, train_cpi
+    from medlearn.tasks.cpi.model import AffinityModel
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="davis", choices=sorted(PUBLISHED))
     ap.add_argument("--set", dest="overrides", action="append", default=[])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared).")
     ap.add_argument("--markdown-only", action="store_true", help="Rewrite the .md from the existing .json.")
     args = ap.parse_args()
     name = f"cpi_deepdta_folds_{args.dataset}"
@@ -117,17 +134,15 @@ def main() -> None:
         payload = json.loads((RESULTS / f"{name}.json").read_text())
         write_results(name, payload, markdown(payload))
         return
-    torch.set_num_threads(args.threads)
-    overrides = [*args.overrides, f"train.threads={args.threads}"]  # an execution setting, not a model choice
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         t0 = time.perf_counter()
-        metrics = train_cpi(CPITrainOptions(str(data_root() / "davis_kiba_dta"), str(run), args.dataset,
-                                            overrides=overrides, progress=False))
+        model = AffinityModel(overrides=list(args.overrides), seed=0, dataset=args.dataset)
+        metrics = model.fit(data_root() / "davis_kiba_dta", run).metrics_
         wall = time.perf_counter() - t0
         plan = json.loads((run / "plan.json").read_text())
-    payload = {"dataset": args.dataset, "overrides": overrides, "wall_seconds": round(wall, 1),
+    payload = {"dataset": args.dataset, "overrides": args.overrides, "wall_seconds": round(wall, 1),
                "load_average_1min_at_start": round(load_start, 2), "plan": plan, "metrics": metrics,
                "environment": environment()}
     payload["targets_met"] = targets_met(payload)

@@ -26,14 +26,16 @@ TIME_LIMIT_S = 600
 
 
 def run(name: str, seed: int) -> dict:
-    from medlearn.tasks.classify.train import TrainOptions, train_classifier
+    from medlearn.engine.workflow import train
+    from medlearn.tasks import get_task
+    from medlearn.tasks.base import TrainRequest
 
     rel, targets, published = DATASETS[name]
     out = tempfile.mkdtemp(prefix=f"medlearn-bench-{name}-")
     load_before = load_average()
     started = time.perf_counter()
-    metrics = train_classifier(TrainOptions(str(data_root() / rel), out, seed=seed, progress=False),
-                               echo=lambda *a, **k: None)
+    request = TrainRequest("classify", str(data_root() / rel), out, seed=seed, progress=False)
+    metrics = train(get_task("classify"), request, echo=lambda *a, **k: None)
     wall = time.perf_counter() - started
     test = metrics["test"]
     row = {
@@ -42,7 +44,8 @@ def run(name: str, seed: int) -> dict:
         "test_acc": test["accuracy"]["value"], "test_acc_ci95": test["accuracy"]["ci95"],
         "val_auc": metrics["val"]["auc"]["value"],
         "train_seconds": metrics["training"]["seconds"], "wall_seconds": round(wall, 1),
-        "epochs_run": metrics["training"]["epochs_run"], "targets": targets, "published": published,
+        "epochs_run": sum(m["epochs"] for m in metrics["training"]["per_member"]), "targets": targets,
+        "published": published,
         "load_average_1min_before": load_before, "load_average_1min_after": load_average(),
     }
     row["meets_targets"] = (all(row[f"test_{k if k != 'accuracy' else 'acc'}"] >= v for k, v in targets.items())

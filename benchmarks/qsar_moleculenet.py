@@ -1,13 +1,17 @@
 """QSAR on MoleculeNet sets: medlearn's default model vs chemprop v2 measured on the same shared splits.
 
-    python benchmarks/qsar_moleculenet.py [--datasets esol,bbbp] [--seeds 0,1,2] [--model auto]
+    python benchmarks/qsar_moleculenet.py [--datasets esol,bbbp] [--seeds 0,1,2] [--model auto] [--cores 1]
+                                          [--rerun]
 
-For each dataset and seed, reads ``shared/benchmarks/qsar/splits/<ds>_<split>_seed<k>.json``, trains
-``QSARModel(model=auto)`` with default settings on ``train`` (``val`` only for early stopping and the
-choice among candidates; ``test`` is scored once at the end), and records the test metric (RMSE or
-mean per-task ROC-AUC, as in ANCHORS.md) and the process CPU time of the whole run (featurisation
-with an empty cache, training, prediction), with 1 thread as chemprop's anchor runs used.
-Writes ``benchmarks/results/qsar_moleculenet.{json,md}``; partial results are kept after each run.
+For each dataset and seed, reads ``shared/benchmarks/qsar/splits/<ds>_<split>_seed<k>.json`` and trains a
+``medlearn qsar`` run (``QSARModel(...).fit(csv, run_dir)`` with default settings, ``network.name`` =
+``--model``) on ``train`` (``val`` only for early stopping and the choice among candidates; ``test`` is
+scored once at the end), and records the test metric (RMSE or mean per-task ROC-AUC, as in ANCHORS.md,
+with its 95% CI) and the CPU time of the whole run (featurisation with an empty cache, training,
+evaluation, report; this process and its member workers). ``--cores 1`` (default) pins the process to one
+core, so everything runs with 1 thread as chemprop's anchor runs used; with more, members train side by
+side. Writes ``benchmarks/results/qsar_moleculenet.{json,md}``; partial results are kept after each run,
+and ``--rerun`` trains the asked (dataset, seed) pairs again, replacing their earlier rows.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-import _common  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
+import _common  # (sets OMP_WAIT_POLICY before torch)
 
 DATASETS = ["esol", "freesolv", "lipophilicity", "bbbp", "tox21", "clintox", "sider"]
 SPLITS_DIR = Path(os.environ.get("MEDLEARN_DATA", _common.REPO.parent / "shared" / "data")).parent \
@@ -34,35 +38,34 @@ def split_file(ds: str, seed: int) -> Path:
     return SPLITS_DIR / "splits" / f"{ds}_{kind}_seed{seed}.json"
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished workers (members may train in spawned processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_one(ds: str, seed: int, model: str) -> dict:
-    import torch
+    from medlearn.tasks.qsar.model import QSARModel
 
-    from medlearn.chem.api import QSARModel
-    from medlearn.chem.data import load_smiles_csv
-    from medlearn.chem.metrics import qsar_metrics
-    from medlearn.chem.splits import read_split_file
-
-    torch.set_num_threads(1)
     sp_path = split_file(ds, seed)
     sp = json.loads(sp_path.read_text())
-    c0, t0 = time.process_time(), time.time()
-    with tempfile.TemporaryDirectory() as cache:  # cold feature cache: featurisation is part of the cost
-        os.environ["MEDLEARN_CACHE"] = cache
-        table = load_smiles_csv(_common.data_root() / sp["csv"], sp["smiles_column"], sp["targets"])
-        parts = read_split_file(sp_path, table)
-        sm = np.array(table.smiles, dtype=object)
-        tr, va, te = parts["train"], parts["val"], parts["test"]
-        m = QSARModel(model=model, task_type=sp["task"], seed=seed, n_jobs=1)
-        m.fit(list(sm[tr]), table.y[tr], list(sm[va]), table.y[va])
-        pred = m.predict_values(list(sm[te]))
-    cpu, wall = time.process_time() - c0, time.time() - t0
-    met = qsar_metrics(sp["task"], table.y[te], pred, sp["targets"])
+    c0, t0 = cpu_seconds(), time.time()
+    with tempfile.TemporaryDirectory() as tmp:  # cold feature cache: featurisation is part of the cost
+        os.environ["MEDLEARN_CACHE"] = str(Path(tmp) / "cache")
+        m = QSARModel({"network.name": model}, seed=seed, smiles_column=sp["smiles_column"], targets=sp["targets"],
+                      task_type=sp["task"], split=str(sp_path))
+        m.fit(_common.data_root() / sp["csv"], Path(tmp) / "run")
+    cpu, wall = cpu_seconds() - c0, time.time() - t0
     key = "roc_auc" if sp["task"] == "classification" else "rmse"
-    return {"dataset": ds, "seed": seed, "split": sp["split"], "metric": key, "value": met[key],
-            "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "chosen": m.selection_["chosen"],
-            "val_score": m.selection_.get("val_score", m.members_[0].val_score),
-            "candidates": {c.kind: c.val_score for c in m.candidates_},
-            "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te))}
+    test = m.metrics_["test"]
+    training = m.metrics_["training"]
+    return {"dataset": ds, "seed": seed, "split": sp["split"], "metric": key, "value": test[key]["value"],
+            "ci95": test[key]["ci95"], "cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+            "cores": len(os.sched_getaffinity(0)), "members_side_by_side": training.get("members_side_by_side"),
+            "chosen": m.selection_["chosen"], "val_score": m.selection_.get("val_score"),
+            "candidates": {c["kind"]: c["val_score"] for c in m.candidates_},
+            "n_train": int(m.plan_.data.sizes["train"]), "n_val": int(m.plan_.data.sizes["val"]),
+            "n_test": int(m.plan_.data.sizes["test"])}
 
 
 def anchors() -> dict:
@@ -116,9 +119,10 @@ def summarise(rows: list[dict], model: str) -> tuple[dict, str]:
                      f"{mark} | {t['chemprop']:.3f} (n={t['chemprop_n']}) | {rf} | {t['chemprop_paper']} | "
                      f"{t['medlearn_cpu_s']:.0f} | {t['chemprop_s']:.0f} | {', '.join(t['chosen'])} |")
     lines += ["", "RMSE: lower is better; ROC-AUC: mean over tasks, higher is better. medlearn CPU time is the",
-              "process CPU time of featurisation (cold cache), training of every candidate, and prediction, with",
-              "1 thread; chemprop's is the wall time of its 1-thread run from ANCHORS.md (taken while other jobs",
-              "shared the machine, so an upper bound). The model choice uses the validation rows only."]
+              "CPU time of a whole `qsar train` run (featurisation with a cold cache, training of every candidate,",
+              "evaluation with CIs, report), with 1 thread; chemprop's is the wall time of its 1-thread run from",
+              "ANCHORS.md (taken while other jobs shared the machine, so an upper bound). The model choice uses",
+              "the validation rows only."]
     return summary, "\n".join(lines)
 
 
@@ -128,16 +132,22 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--model", default="auto")
     ap.add_argument("--fresh", action="store_true", help="ignore partial results from an earlier run")
+    ap.add_argument("--rerun", action="store_true", help="train the asked (dataset, seed) pairs again, replacing "
+                                                         "their rows in the partial results")
+    ap.add_argument("--cores", type=int, default=1, help="CPU cores this benchmark may use (1: chemprop's setting)")
     args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:max(1, args.cores)])
     partial = _common.RESULTS / f"{NAME}.partial.json"
     rows: list[dict] = [] if args.fresh or not partial.exists() else json.loads(partial.read_text())
     done = {(r["dataset"], r["seed"], r.get("model", "auto")) for r in rows}
     for ds in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            if (ds, seed, args.model) in done:
+            if (ds, seed, args.model) in done and not args.rerun:
                 continue
             r = run_one(ds, seed, args.model)
             r["model"] = args.model
+            rows = [x for x in rows if (x["dataset"], x["seed"], x.get("model", "auto")) != (ds, seed, args.model)]
             rows.append(r)
             print(json.dumps({k: r[k] for k in ("dataset", "seed", "value", "cpu_s", "wall_s", "chosen")}), flush=True)
             from medlearn.io import write_json

@@ -46,7 +46,7 @@ def import_drive(work: Path) -> tuple[Path, Path]:
 def second_observer(test: Path) -> dict[str, float]:
     from medlearn.data.images import read_image
     from medlearn.data.msd import load_msd_dataset, read_mask
-    from medlearn.tasks.segment.evaluate import pooled_binary_metrics
+    from medlearn.evaluation.segmentation import pooled_binary_metrics
 
     ds = load_msd_dataset(test)
     probs, truths, rois = [], [], []
@@ -73,34 +73,41 @@ def main() -> None:
     import torch
 
     from medlearn.data.msd import load_msd_dataset
-    from medlearn.tasks.segment.inference import SegmentationModel
-    from medlearn.tasks.segment.train import train_segmentation
+    from medlearn.engine.workflow import train as run_training
+    from medlearn.tasks import get_task
+    from medlearn.tasks.base import TrainRequest
+    from medlearn.tasks.segment.evaluate import score_cases, split_metrics
+    from medlearn.tasks.segment.model import Segmenter
 
     args.work.mkdir(parents=True, exist_ok=True)
     train, test = import_drive(args.work)
     run = args.work / f"run-{args.tag}"
     overrides = list(args.set)
     if args.minutes is not None:
-        overrides.append(f"train.max_time_minutes={args.minutes}")
+        overrides.append(f"train.max_minutes={args.minutes}")
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    if not args.skip_train:
-        train_segmentation(train, run, overrides, force=True, progress=False)
+    if not args.skip_train:  # the engine prints the plan, the measured step time and any undertraining warning
+        run_training(get_task("segment"), TrainRequest("segment", str(train), str(run), overrides, force=True,
+                                                       progress=False), echo=print)
     wall = time.perf_counter() - t0
     metrics = json.loads((run / "metrics.json").read_text())
 
     ds = load_msd_dataset(test)
-    results = {}
+    results, cis = {}, {}
     for label, engine, mirror in (("medlearn (default: ONNX Runtime, whole image)", "onnx", False),
                                   ("medlearn + mirroring TTA (not default)", "onnx", True)):
-        model = SegmentationModel.load(run, engine=engine)
-        model.plan.inference.mirror_tta = mirror
+        model = Segmenter.load(run, engine=engine)
+        model.plan_.inference.mirror_tta = mirror
         start = time.perf_counter()
-        ev = model.evaluate_cases(ds.training, surface=False, n_overlays=0)
+        scored = score_cases(model, ds.training, surface=False, n_overlays=0)
         seconds = time.perf_counter() - start
-        dice = [v["foreground"]["dice"] for v in ev["per_case"].values()]
-        results[label] = {**ev["pooled"], "mean_per_image_dice": float(np.mean(dice)),
+        dice = [v["foreground"]["dice"] for v in scored.per_case.values()]
+        results[label] = {**scored.pooled.values(), "mean_per_image_dice": float(np.mean(dice)),
                           "eval_seconds_per_image": round(seconds / len(ds.training), 3)}
+        # 95% bootstrap CIs over the 20 test images (pooled pixels; Dice per image)
+        summary = split_metrics(scored, 1000, 0)
+        cis[label] = {"pooled": summary["pooled"], "dice": summary["classes"]["foreground"]["dice"]}
         print(label, json.dumps(results[label]), flush=True)
     anchors = json.loads(ANCHORS.read_text()) if ANCHORS.exists() else {}
     out = {
@@ -110,11 +117,11 @@ def main() -> None:
         "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_start": load_start, "load_average_end": os.getloadavg(),
-        "train": metrics["training"], "validation_pooled": metrics["validation"].get("pooled"),
-        "validation_seen_in_training": metrics["validation"].get("seen_in_training", False),
-        "postprocessing": metrics["validation"].get("postprocessing"),
+        "train": metrics["training"], "validation_pooled": metrics["val"].get("pooled"),
+        "validation_seen_in_training": metrics["val"].get("seen_in_training", False),
+        "postprocessing": metrics["val"].get("postprocessing"),
         "wall_seconds_total": round(wall, 1),
-        "test": results,
+        "test": results, "test_ci95": cis,
         "second_observer": second_observer(test),
         "anchor_monai_unet_best_val": anchors.get("test_best_val"),
         "anchor_iterations": anchors.get("iterations"), "anchor_train_seconds": anchors.get("train_seconds"),
@@ -139,14 +146,24 @@ def main() -> None:
     for name, m in PUBLISHED.items():
         rows.append(f"| {name} (published) | {m['auc']:.4f} | {m['f1']:.4f} | – | – | – | – |")
     tr = metrics["training"]
+    default = cis["medlearn (default: ONNX Runtime, whole image)"]["pooled"]
+    planned = tr.get("planned", {})
     text = (f"# DRIVE: medlearn segment (defaults{', overrides ' + str(overrides) if overrides else ''})\n\n"
             + "\n".join(rows)
-            + f"\n\nTraining: {tr['steps']} steps in {tr['seconds']} s ({tr['steps_per_second']} it/s, "
-            f"{tr['patches_seen']} patches) {_workers_text(tr)}; load average at start "
-            f"{load_start[0]:.1f}. "
+            + f"\n\nTraining: {tr['steps']} steps in {tr['seconds']} s ({tr['steps'] / max(tr['seconds'], 1e-9):.3f} "
+            f"it/s, {tr['patches_seen']} patches) {_workers_text(tr)}; load average at start "
+            f"{load_start[0]:.1f}; step time measured before training {planned.get('seconds_per_step', 'n/a')} s "
+            f"(~{planned.get('steps_in_budget', 'n/a')} steps per member in the budget, the evidence wants "
+            f"{planned.get('steps_wanted', 'n/a')}). Test 95% bootstrap CIs over the 20 images (default row): "
+            f"AUC {_ci(default['auc'])}, F1 {_ci(default['f1'])}. "
             f"Goal: F1 >= 0.82 and AUC >= 0.98 within 30 min of CPU training.\n")
     write_text(res_dir / f"{args.tag}.md", text)
     print(text)
+
+
+def _ci(entry: dict) -> str:
+    ci = entry.get("ci95")
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "(not estimable)"
 
 
 def _workers_text(training: dict) -> str:

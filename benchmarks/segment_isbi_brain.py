@@ -99,9 +99,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from medlearn.data.msd import load_msd_dataset
+    from medlearn.engine.workflow import train as run_training
     from medlearn.io import write_json, write_text
-    from medlearn.tasks.segment.inference import SegmentationModel
-    from medlearn.tasks.segment.train import train_segmentation
+    from medlearn.tasks import get_task
+    from medlearn.tasks.base import TrainRequest
+    from medlearn.tasks.segment.evaluate import score_cases, split_metrics
+    from medlearn.tasks.segment.model import Segmenter
 
     minutes = args.minutes or (10.0 if args.dataset == "isbi" else 15.0)
     work = args.work / f"bench-{args.dataset}"
@@ -110,37 +113,38 @@ def main() -> None:
         train, test = build_isbi(work)
     else:
         train, test, _ = build_brain(work)
-    overrides = [f"train.max_time_minutes={minutes}", *args.set]
+    overrides = [f"train.max_minutes={minutes}", *args.set]
     run = work / "run"
     start = time.perf_counter()
-    train_segmentation(train, run, overrides, force=True, progress=False)
+    run_training(get_task("segment"), TrainRequest("segment", str(train), str(run), overrides, force=True,
+                                                   progress=False), echo=print)
     wall = time.perf_counter() - start
     metrics = json.loads((run / "metrics.json").read_text())
-    model = SegmentationModel.load(run)
+    model = Segmenter.load(run)
     ds = load_msd_dataset(test)
     t0 = time.perf_counter()
-    ev = model.evaluate_cases(ds.training, n_overlays=0, surface=args.dataset == "brain")
+    scored = score_cases(model, ds.training, n_overlays=0, surface=args.dataset == "brain")
     infer = time.perf_counter() - t0
-    ev.pop("overlays", None)
+    summary = split_metrics(scored, 1000, 0)  # CIs over cases (6 ISBI slices, 1 brain volume: not estimable)
     out = {"dataset": args.dataset, "overrides": overrides, "train": metrics["training"],
            "wall_seconds": round(wall, 1), "eval_seconds": round(infer, 1), "plan": json.loads(
-               (run / "plan.json").read_text()), "postprocessing": metrics["validation"]["postprocessing"]}
+               (run / "plan.json").read_text()), "postprocessing": metrics["val"]["postprocessing"]}
     if args.dataset == "isbi":
-        pooled = ev["pooled"]
+        pooled = scored.pooled.values()
         out["test"] = {"f1_membrane": pooled["f1"], "pixel_error": pooled["pixel_error"], "auc": pooled["auc"],
-                       "mean_per_slice_dice": ev["mean"]["membrane"]["dice"]}
+                       "mean_per_slice_dice": summary["classes"]["membrane"]["dice"]["value"]}
         rows = ["| model | F1 (membrane) | pixel error | AUC |", "|---|---|---|---|",
                 f"| medlearn segment, {minutes:g} min CPU | {pooled['f1']:.4f} | {pooled['pixel_error']:.4f} | "
                 f"{pooled['auc']:.4f} |"]
         title = "ISBI 2012 EM membranes: train slices 0-23, test 24-29"
     else:
-        per_class = ev["per_case"]["right"]
+        per_class = scored.per_case["right"]
         gt_counts = _class_counts(test)
         top = sorted(gt_counts, key=gt_counts.get, reverse=True)[:10]
-        names = model.plan.label_names
+        names = model.plan_.label_names
         out["test_top10"] = {names[k]: {**per_class[names[k]], "voxels": gt_counts[k]} for k in top}
         out["test_top10_mean_dice"] = float(np.mean([per_class[names[k]]["dice"] for k in top]))
-        out["test_all_mean_dice"] = ev["mean"]
+        out["test_all_mean_dice"] = summary["mean_dice"]["value"]
         rows = ["| structure | voxels (test hemisphere) | Dice | HD95 (mm) |", "|---|---|---|---|"]
         for k in top:
             m = per_class[names[k]]
@@ -152,10 +156,11 @@ def main() -> None:
 
     tr = metrics["training"]
     members = f" ({text})" if (text := members_text(tr)) else ""
-    text = (f"# {title}\n\n" + "\n".join(rows) + f"\n\nDefault plan except max_time_minutes={minutes:g}; "
-            f"{tr['steps']} steps in {tr['seconds']} s{members}; network {model.plan.network.name} "
-            f"{model.plan.network.channels}, patch {model.plan.train.patch_size}, batch {model.plan.train.batch_size}."
-            f" Post-processing chosen: {metrics['validation']['postprocessing']}.\n")
+    plan = model.plan_
+    text = (f"# {title}\n\n" + "\n".join(rows) + f"\n\nDefault plan except train.max_minutes={minutes:g}; "
+            f"{tr['steps']} steps in {tr['seconds']} s{members}; network {plan.network.name} "
+            f"{plan.network.channels}, patch {plan.train.patch_size}, batch {plan.train.batch_size}."
+            f" Post-processing chosen: {metrics['val']['postprocessing']}.\n")
     write_text(HERE / "results" / f"segment_{args.dataset}.md", text)
     print(text)
 

@@ -115,17 +115,17 @@ def main() -> None:
     from medlearn.data.images import read_image
     from medlearn.data.msd import load_case_image, load_msd_dataset
     from medlearn.engine.seed import configure_cpu_threads
+    from medlearn.evaluation.segmentation import pooled_binary_metrics
+    from medlearn.imaging.preprocess import preprocess_case
     from medlearn.io import write_json, write_text
     from medlearn.tasks.segment.data import build_cache
-    from medlearn.tasks.segment.evaluate import pooled_binary_metrics
-    from medlearn.tasks.segment.inference import SegmentationModel
+    from medlearn.tasks.segment.model import Segmenter
     from medlearn.tasks.segment.module import build_segmentation_net
     from medlearn.tasks.segment.plan import should_compile
-    from medlearn.tasks.segment.preprocess import preprocess_case
 
     threads = configure_cpu_threads(2)
-    model = SegmentationModel.load(args.run, engine="onnx")
-    plan = model.plan
+    model = Segmenter.load(args.run, engine="onnx")
+    plan = model.plan_
     work = args.run.parent
     train_ds = load_msd_dataset(work / "drive_train")
     cases = build_cache(train_ds.training[:16], plan, work / "speed-cache")
@@ -157,10 +157,10 @@ def main() -> None:
     for case in test_ds.training[: args.images]:
         image, meta = load_case_image(case)
         roi = read_image(case.roi, dtype=None)[0][0] > 0
-        inputs.append(preprocess_case(case.name, image, meta.spacing, plan, roi=roi).image)
+        inputs.append(preprocess_case(case.name, image, meta.spacing, plan.preprocessing, roi=roi).image)
         truths.append(read_image(case.label, dtype=None)[0][0])
         rois.append(roi)
-    net = model.net.eval()
+    net = model.net_.eval()
     predictor = model.predictor(mirror=False)
     roi_size = tuple(plan.train.patch_size)
 
@@ -198,7 +198,7 @@ def main() -> None:
         "inference": {"images": len(inputs), "monai_sliding_window_s_per_image": round(t_monai / len(inputs), 4),
                       "medlearn_s_per_image": round(t_ours / len(inputs), 4),
                       "speedup": round(t_monai / t_ours, 3), "goal": ">= 1.5",
-                      "engine": "onnxruntime" if model.session is not None else "torch",
+                      "engine": "onnxruntime" if model.session_ is not None else "torch",
                       "max_abs_prob_diff_in_fov": max_diff, "mean_abs_prob_diff_in_fov": mean_diff,
                       "same_label_fraction_in_fov": same, "f1_monai": m_monai["f1"], "f1_medlearn": m_ours["f1"],
                       "auc_monai": m_monai["auc"], "auc_medlearn": m_ours["auc"]},

@@ -14,7 +14,7 @@ def _fp(shape: list[int], dims: int = 2, lo: float = 0, hi: float = 255) -> dict
 
 def test_rules_follow_the_data() -> None:
     small = plan_classification(_fp([28, 28]), 500, [100, 400])
-    assert small.model.network == "resnet18" and small.imbalance.strategy == "weighted_loss"
+    assert small.network.name == "resnet18" and small.imbalance.strategy == "weighted_loss"
     assert small.imbalance.ratio == 4.0 and small.augment.level == "heavy"
     big = plan_classification(_fp([1024, 1024]), 5000, [2500, 2500])
     assert max(big.input_size) == 256 and big.data.resize == [256, 256] and big.imbalance.strategy == "none"
@@ -33,14 +33,14 @@ def test_rules_follow_the_data() -> None:
     assert not small.apply_overrides({"tta": False}).flip_tta and big.apply_overrides({"tta": True}).flip_tta
     assert big.apply_overrides({"train.checkpoint": "final"}).final_weights
     ct = plan_classification(_fp([64, 64, 64], 3, -1024, 3000), 100, [10, 200])
-    assert ct.data.normalization == "ct" and ct.model.network == "resnet10" and ct.imbalance.strategy == "oversample"
+    assert ct.data.normalization == "ct" and ct.network.name == "resnet10" and ct.imbalance.strategy == "oversample"
 
 
 def test_overrides_from_cli_and_yaml(tmp_path: Path) -> None:
     plan = plan_classification(_fp([28, 28]), 500, [250, 250])
-    (tmp_path / "p.yaml").write_text("train:\n  max_epochs: 7\nmodel:\n  network: smallcnn\n")
+    (tmp_path / "p.yaml").write_text("train:\n  max_epochs: 7\nnetwork:\n  name: smallcnn\n")
     changed = plan.apply_overrides(parse_overrides(["train.lr=0.1"], tmp_path / "p.yaml"))
-    assert (changed.train.max_epochs, changed.model.network, changed.train.lr) == (7, "smallcnn", 0.1)
+    assert (changed.train.max_epochs, changed.network.name, changed.train.lr) == (7, "smallcnn", 0.1)
     changed.save(tmp_path / "plan.json")
     assert ClassificationPlan.load(tmp_path / "plan.json") == changed
 
@@ -53,9 +53,20 @@ def test_bad_overrides(item: str, message: str) -> None:
         plan.apply_overrides(parse_overrides([item]))
 
 
-def test_a_plan_from_before_train_on_val_keeps_its_val_images_held_out() -> None:
-    plan = plan_classification(_fp([28, 28]), 500, [150, 350])
-    assert plan.train.ensemble > 1 and plan.learns_from_val  # a new small-data plan: auto, final weights
-    old = plan.to_dict()
-    del old["train"]["train_on_val"]
-    assert not ClassificationPlan.from_dict(old).learns_from_val
+def test_every_field_declares_its_range_and_the_shared_names() -> None:
+    rows = {row["field"]: row for row in ClassificationPlan.field_table()}
+    for shared in ("train.seed", "train.max_epochs", "train.max_minutes", "train.patience", "train.ensemble",
+                   "train.checkpoint", "train.devices", "train.precision", "network.name"):
+        assert shared in rows, shared
+    assert rows["train.ensemble"]["range"] == ">= 1, <= 64" and rows["train.lr"]["range"] == "> 0"
+    plan = plan_classification(_fp([28, 28]), 500, [250, 250])
+    with pytest.raises(InputError, match="'train.max_minutes' is 0.0; allowed: > 0"):
+        plan.apply_overrides({"train.max_minutes": 0})
+    with pytest.raises(InputError, match="allowed: >= 1"):
+        plan.apply_overrides({"network.widths": [8, 0]})  # every number of a list is checked
+
+
+def test_a_whole_section_cannot_be_replaced_by_a_scalar() -> None:
+    plan = plan_classification(_fp([28, 28]), 500, [250, 250])
+    with pytest.raises(InputError, match="unknown plan field 'train'"):
+        plan.apply_overrides({"train": 5})

@@ -32,3 +32,17 @@ def test_bad_inputs_raise_input_error(regression_csv, tmp_path):
     bad.write_text("smiles,y\nCCO,high\n")
     with pytest.raises(InputError, match="non-numeric"):
         load_smiles_csv(bad, "smiles", ["y"])
+
+
+def test_check_targets_names_a_degenerate_column(tmp_path):
+    from medlearn.chem.data import check_targets
+
+    path = tmp_path / "t.csv"
+    path.write_text("smiles,ok,flat,empty\nCCO,1.5,2,\nCCN,0.5,2,\nCCC,2.5,2,\n")
+    check_targets(load_smiles_csv(path, "smiles", ["ok"]))
+    with pytest.raises(InputError, match="'flat' has a single value"):
+        check_targets(load_smiles_csv(path, "smiles", ["ok", "flat"]))
+    with pytest.raises(InputError, match="'empty' has no values"):
+        check_targets(load_smiles_csv(path, "smiles", ["empty"]))
+    with pytest.raises(InputError, match="'ok' has the value 1.5; classification needs labels 0/1"):
+        check_targets(load_smiles_csv(path, "smiles", ["ok"]), "classification")

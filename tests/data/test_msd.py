@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,74 @@ def test_fingerprint(tmp_path):
     expected = float(np.mean(np.concatenate([lab.ravel() for lab in labels])))
     assert fp["label_fractions"]["square"] == pytest.approx(expected)
     assert fp["intensity"]["0"]["mean"] > 0
+
+
+def test_data_check_passes_an_msd_dataset_only_with_images_tr(tmp_path):
+    from medlearn.data.check import check_dataset
+
+    root = make_synthetic_dataset(tmp_path / "ds")
+    assert check_dataset(root) == []
+    shutil.rmtree(root / "imagesTr")
+    problems = _errors(check_dataset(root))
+    assert any("imagesTr" in p.problem and p.source == str(root / "imagesTr") for p in problems)
+    with pytest.raises(InputError, match="imagesTr"):
+        load_msd_dataset(root)
+
+
+def test_extra_channel_files_are_reported(tmp_path):
+    root = make_synthetic_dataset(tmp_path / "ds", n_cases=2)
+    _edit_json(root, channel_names={"0": "a", "1": "b"})
+    for i in range(2):
+        for c in (1, 2):
+            shutil.copy(root / "imagesTr" / f"case_00{i}_0000.png", root / "imagesTr" / f"case_00{i}_000{c}.png")
+    problems = _errors(check_msd_dataset(root))
+    extra = [p for p in problems if "beyond the 2 channel(s)" in p.problem]
+    assert [Path(p.source).name for p in extra] == ["case_000_0002.png", "case_001_0002.png"]
+
+
+def _save(folder: Path, name: str, array: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(folder / name)
+
+
+def test_import_pairs_pairs_left_and_right_eyes_by_the_longest_common_stem(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for n in (1, 2):
+        for eye, row in (("L", 3), ("R", 9)):
+            _save(images, f"Image_{n:02d}{eye}.jpg", rng.integers(0, 255, (16, 20, 3), dtype=np.uint8))
+            mask = np.zeros((16, 20), np.uint8)
+            mask[row, :] = 255  # each eye its own mask: a wrong pairing shows
+            _save(masks, f"Image_{n:02d}{eye}_1stHO.png", mask)
+    out = import_pairs(images, masks, tmp_path / "ds")
+    assert check_msd_dataset(out) == []
+    printed = capsys.readouterr().out
+    assert "paired Image_01L.jpg + Image_01L_1stHO.png" in printed and printed.count("paired") == 4
+    for n in (1, 2):
+        assert np.array(Image.open(out / "labelsTr" / f"Image_{n:02d}L.png"))[3].all()
+        assert np.array(Image.open(out / "labelsTr" / f"Image_{n:02d}R.png"))[9].all()
+    assert (out / "imagesTr" / "Image_01R_0000.png").exists()  # JPEG images stored lossless
+
+
+def test_import_pairs_with_identical_names_prints_nothing_and_refuses_ambiguity(tmp_path, capsys):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for n in (1, 10):
+        _save(images, f"{n}.png", np.zeros((8, 8), np.uint8))
+        _save(masks, f"{n}.png", np.full((8, 8), 255, np.uint8))
+    import_pairs(images, masks, tmp_path / "ds")
+    assert "paired" not in capsys.readouterr().out  # "1" pairs with "1", never with "10"
+    _save(masks, "1_copy.png", np.zeros((8, 8), np.uint8))
+    _save(masks, "1_also.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="two mask files match it equally"):
+        import_pairs(images, masks, tmp_path / "ds2")
+
+
+def test_a_failed_import_leaves_no_partial_layout(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    _save(images, "21_training.png", np.zeros((8, 8), np.uint8))
+    _save(masks, "21_manual1.png", np.full((8, 8), 255, np.uint8))
+    _save(images, "22_training.png", np.zeros((8, 8), np.uint8))
+    _save(masks, "22_manual1.png", np.array([0, 7, 200, 0] * 16, np.uint8).reshape(8, 8))  # not a mask: fails late
+    with pytest.raises(InputError, match="22_manual1.png"):
+        import_pairs(images, masks, tmp_path / "ds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "masks"]

@@ -48,7 +48,7 @@ def test_two_process_ddp_training_finishes_one_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LOCAL_RANK", None)
     proc = subprocess.run([str(MEDLEARN), "classify", "train", str(tmp_path / "tiny.npz"), "-o", str(run),
-                           "--devices", "2", "--set", "model.network=smallcnn", "--set", "model.widths=[8,16]",
+                           "--devices", "2", "--set", "network.name=smallcnn", "--set", "network.widths=[8,16]",
                            "--set", "train.max_epochs=2", "--set", "train.batch_size=16", "--set", "train.ensemble=1",
                            "--quiet", "--bootstrap", "20"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -74,7 +74,7 @@ def test_two_process_ddp_segmentation_finishes_one_run(tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["training"]["steps"] > 0 and "validation" in metrics
+    assert metrics["training"]["steps"] > 0 and "val" in metrics
     # with DDP the ensemble members train one after another, each on both processes
     assert metrics["training"]["members"] == 2 and metrics["training"]["members_side_by_side"] == 1
     assert "Traceback" not in proc.stderr

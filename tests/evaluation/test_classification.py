@@ -25,8 +25,11 @@ def test_binary_hand_computed():
     assert m["ece"]["value"] == pytest.approx(expected_calibration_error(y, s))
     assert m["per_class"]["malignant"]["support"] == 4 and m["n"] == 8
     assert m["per_class"]["malignant"]["precision"]["value"] == pytest.approx(3 / 4)
-    lo, hi = m["auc"]["ci95"]
-    assert lo <= m["auc"]["value"] <= hi
+    # 8 cases: too few for a CI, said rather than printed as a narrow interval
+    assert m["auc"]["ci95"] is None and "8 unit(s)" in m["auc"]["ci_note"]
+    big = classification_metrics(np.tile(y, 3), np.tile(s, 3), "binary", n_boot=200)
+    lo, hi = big["auc"]["ci95"]
+    assert lo <= big["auc"]["value"] <= hi and big["auc"]["value"] == pytest.approx(14 / 16)
     # (N, 2) softmax input gives the same numbers
     m2 = classification_metrics(y, np.stack([1 - s, s], 1), "binary", n_boot=200)
     assert m2["auc"] == m["auc"] and m2["confusion_matrix"] == m["confusion_matrix"]
@@ -67,7 +70,8 @@ def test_ordinal_mae_and_qwk():
     m = classification_metrics(y, p, "ordinal", n_boot=100)
     assert m["mae"]["value"] == pytest.approx(2 / 6)
     assert m["qwk"]["value"] == pytest.approx(cohen_kappa_score(y, pred, weights="quadratic"))
-    assert m["qwk"]["ci95"] is not None
+    assert m["qwk"]["ci95"] is None and "not estimable" in m["qwk"]["ci_note"]  # 6 cases
+    assert classification_metrics(np.tile(y, 2), np.tile(p, (2, 1)), "ordinal", n_boot=100)["qwk"]["ci95"] is not None
 
 
 def test_multilabel_with_missing_labels():

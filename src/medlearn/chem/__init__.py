@@ -1,7 +1,13 @@
-"""Drug design: QSAR (featurisation, models, baselines, splits, metrics), generation and CPI.
+"""The chemistry layer every drug-design task shares (``qsar``, ``cpi``, ``generate``).
 
-Entry points: :class:`medlearn.chem.api.QSARModel` (scikit-learn style) and the ``medlearn qsar``
-CLI (:mod:`medlearn.cli.qsar`). Heavy imports (torch, RDKit) happen inside the sub-modules.
+* :mod:`~medlearn.chem.data` — SMILES CSVs in the chemprop / DeepChem layout, invalid-row reporting,
+  target checks;
+* :mod:`~medlearn.chem.featurize` — Morgan fingerprints, RDKit descriptors (cached), Tanimoto similarity;
+* :mod:`~medlearn.chem.graph` — molecular graphs for directed message passing;
+* :mod:`~medlearn.chem.splits` — Bemis-Murcko scaffolds and value strata cut by the one split service;
+* :mod:`~medlearn.chem.properties` — canonical SMILES and simple molecular properties.
+
+The tasks themselves live in :mod:`medlearn.tasks`. Heavy imports (RDKit) happen inside the functions.
 """
 
 from medlearn.chem.data import MoleculeTable, load_smiles_csv

@@ -161,6 +161,35 @@ def load_smiles_csv(path: str | Path, smiles_column: str | None = None,
     return MoleculeTable(smiles, rows_arr, y_all[rows_arr], list(target_columns), invalid, src)
 
 
+def check_targets(table: MoleculeTable, task_type: str | None = None) -> None:
+    """Refuse target columns nothing can be learnt from, naming the column: no value at all, an
+    infinite value, or a single value in every labelled row (one class; a constant measurement).
+
+    ``task_type`` "classification" also requires labels 0/1.
+    """
+    for j, name in enumerate(table.targets):
+        values = table.y[:, j]
+        labelled = values[~np.isnan(values)]
+        if labelled.size == 0:
+            raise InputError(table.source, f"target column '{name}' has no values (every cell is empty)",
+                             "fill it or leave it out of --target")
+        if np.isinf(labelled).any():
+            row = int(table.rows[np.flatnonzero(np.isinf(values))[0]])
+            raise InputError(table.source, f"target column '{name}' holds an infinite value (row {row})",
+                             "replace it with a number or leave the cell empty (missing)")
+        if task_type == "classification" and not np.isin(labelled, (0.0, 1.0)).all():
+            bad = labelled[~np.isin(labelled, (0.0, 1.0))][0]
+            raise InputError(table.source, f"target column '{name}' has the value {bad:g}; classification needs "
+                             "labels 0/1", "use --task regression for a numeric target")
+        unique = np.unique(labelled)
+        if unique.size == 1:
+            one_class = task_type == "classification" or (task_type is None and unique[0] in (0.0, 1.0))
+            what = "one class only" if one_class else "a single value"
+            raise InputError(table.source, f"target column '{name}' has {what} ({unique[0]:g} in all "
+                             f"{labelled.size} labelled rows): there is nothing to learn",
+                             "check the column, or leave it out of --target")
+
+
 def describe_invalid(table: MoleculeTable, limit: int = 10) -> str | None:
     """One line naming the skipped rows, or None when every SMILES parsed."""
     if not table.invalid_rows:

@@ -1,144 +1,112 @@
-"""Train/val/test splits for molecule tables: random, balanced Bemis-Murcko scaffold, stratified, file.
+"""Splitting molecule tables: Bemis-Murcko scaffolds and value strata, cut by the one split service.
 
-All functions return a dict ``{"train": idx, "val": idx, "test": idx}`` of positions into the table
-(0..N-1). Sizes follow the shared protocol (``shared/benchmarks/qsar/splits/README.md``):
-n_train = floor(8n/10), n_val = floor(9n/10) - n_train, n_test = the rest (for the default 0.8/0.1/0.1).
+The algorithms live in :mod:`medlearn.data.splits`; this module only says what a molecule is grouped
+or stratified by, and reads the shared split files. Every split is a
+:class:`~medlearn.data.splits.Splits` over the table's CSV row numbers, with the shared protocol's sizes
+(``shared/benchmarks/qsar/splits/README.md``): n_train = floor(8n/10), n_val = floor(9n/10) - n_train,
+n_test = the rest, n the valid molecules.
 
-Scaffold split: Bemis & Murcko, J. Med. Chem. 1996; "balanced" variant as in chemprop v1
-(Yang et al., J. Chem. Inf. Model. 2019): big scaffold groups go to train first, the small ones are
-shuffled and fill train, then val, then test. No scaffold is shared between sets.
+* ``random``: a seeded permutation (:func:`~medlearn.data.splits.random_fractions`);
+* ``scaffold``: whole Bemis-Murcko scaffolds per split (Bemis & Murcko, J. Med. Chem. 1996), the
+  balanced variant of chemprop v1 (Yang et al., J. Chem. Inf. Model. 2019;
+  :func:`~medlearn.data.splits.balanced_groups`); no scaffold is in two splits;
+* ``stratified``: the first target's classes (or its quantile bins) in every split
+  (:func:`~medlearn.data.splits.stratified_interleaved`);
+* a JSON file of CSV row numbers under ``train`` / ``val`` / ``test`` (the shared split files, whose
+  other keys describe the file); rows dropped as invalid SMILES may be listed and are skipped.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from medlearn.chem.data import MoleculeTable
+from medlearn.chem.data import MoleculeTable, parse_smiles
+from medlearn.data.splits import (
+    DEFAULT_FRACTIONS,
+    SPLITS,
+    Splits,
+    balanced_groups,
+    random_fractions,
+    stratified_interleaved,
+)
 from medlearn.errors import InputError
 
 SPLIT_KINDS = ("random", "scaffold", "stratified")
 
 
-def split_sizes(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[int, int, int]:
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise InputError("--split-sizes", f"fractions {fractions} must be three non-negative numbers summing to 1")
-    if fractions == (0.8, 0.1, 0.1):
-        n_train = (8 * n) // 10
-        n_val = (9 * n) // 10 - n_train
-    else:
-        n_train = int(np.floor(fractions[0] * n))
-        n_val = int(np.floor((fractions[0] + fractions[1]) * n)) - n_train
-    return n_train, n_val, n - n_train - n_val
-
-
-def random_split(n: int, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    n_train, n_val, _ = split_sizes(n, fractions)
-    perm = np.random.RandomState(seed).permutation(n)
-    return {"train": np.sort(perm[:n_train]), "val": np.sort(perm[n_train:n_train + n_val]),
-            "test": np.sort(perm[n_train + n_val:])}
-
-
 def murcko_scaffold(smiles: str) -> str:
-    """Bemis-Murcko scaffold SMILES without chirality; "" for acyclic molecules."""
-    from rdkit import Chem, RDLogger
+    """Bemis-Murcko scaffold SMILES without chirality; "" for acyclic (or unparsable) molecules."""
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(smiles)
-        if mol is None:
-            return ""
-        return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
+    mol = parse_smiles(smiles)
+    if mol is None:
+        return ""
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
 
 
-def scaffold_split(smiles: list[str], seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """Balanced scaffold split (see module docstring); deterministic for a seed."""
-    n = len(smiles)
-    n_train, n_val, n_test = split_sizes(n, fractions)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(smiles):
-        groups[murcko_scaffold(s)].append(i)
-    limit = min(n_val, n_test)
-    big = [g for g in groups.values() if 2 * len(g) > limit]
-    small = [g for g in groups.values() if 2 * len(g) <= limit]
-    big.sort(key=lambda g: (-len(g), g[0]))
-    small.sort(key=lambda g: g[0])
-    order = big + [small[i] for i in np.random.RandomState(seed).permutation(len(small))]
-    train: list[int] = []
-    val: list[int] = []
-    test: list[int] = []
-    for g in order:
-        if len(train) + len(g) <= n_train:
-            train.extend(g)
-        elif len(val) + len(g) <= n_val:
-            val.extend(g)
-        else:
-            test.extend(g)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+def scaffold_split(smiles: Sequence[str], seed: int = 0,
+                   fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, np.ndarray]:
+    """Balanced scaffold split: positions per split, no scaffold shared between splits."""
+    return balanced_groups([murcko_scaffold(s) for s in smiles], seed, fractions)
 
 
-def stratified_split(y: np.ndarray, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """Keep the label distribution of the first task in each set.
-
-    Classification: strata are the class labels (missing labels form their own stratum).
-    Regression: strata are quantile bins of the value. ``y`` is ``(N,)`` or ``(N, T)``.
-    """
+def value_strata(y: np.ndarray) -> np.ndarray:
+    """``(N,)`` stratum of each molecule from its first target: the class (0/1) for classification
+    labels, else one of up to 10 quantile bins; a missing label is a stratum of its own (-1)."""
     y = np.asarray(y, dtype=float)
     first = y if y.ndim == 1 else y[:, 0]
-    n = len(first)
-    n_train, n_val, _ = split_sizes(n, fractions)
     obs = ~np.isnan(first)
     if obs.any() and np.isin(first[obs], (0.0, 1.0)).all():
-        strata = np.where(obs, first, -1.0)
-    else:
-        n_bins = max(1, min(10, n // 10))
-        edges = np.nanquantile(first, np.linspace(0, 1, n_bins + 1)[1:-1]) if obs.any() else []
-        strata = np.where(obs, np.searchsorted(edges, np.nan_to_num(first)), -1)
-    rng = np.random.RandomState(seed)
-    # Interleave the strata so any prefix of the order has (nearly) the overall class proportions.
-    keyed = []
-    for s in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata == s))
-        positions = (np.arange(len(members)) + rng.uniform()) / len(members)
-        keyed.extend(zip(positions, members, strict=True))
-    keyed.sort()
-    order = np.array([m for _, m in keyed], dtype=int)
-    return {"train": np.sort(order[:n_train]), "val": np.sort(order[n_train:n_train + n_val]),
-            "test": np.sort(order[n_train + n_val:])}
+        return np.where(obs, first, -1.0)
+    n_bins = max(1, min(10, len(first) // 10))
+    edges = np.nanquantile(first, np.linspace(0, 1, n_bins + 1)[1:-1]) if obs.any() else []
+    return np.where(obs, np.searchsorted(edges, np.nan_to_num(first)), -1)
 
 
-def read_split_file(path: str | Path, table: MoleculeTable) -> dict[str, np.ndarray]:
-    """A split JSON in the shared format (CSV row indices under train/val/test) -> table positions."""
+def read_molecule_split(path: str | Path, table: MoleculeTable, unit: str = "molecule") -> Splits:
+    """A split JSON of CSV row numbers (the shared format) -> :class:`Splits` over ``table``'s rows.
+
+    Rows the table dropped as invalid SMILES are skipped; any other unknown row, a missing split, or a
+    row in two splits stops with one line naming the file.
+    """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        spec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(path, f"cannot read split file ({exc})", "give a JSON with train/val/test row lists") from exc
-    missing = [k for k in ("train", "val", "test") if k not in data]
+    if not isinstance(spec, dict):
+        raise InputError(path, f"a split file must be a mapping of train/val/test lists, got a {type(spec).__name__}",
+                         'e.g. {"train": [...], "val": [...], "test": [...]}')
+    missing = [k for k in SPLITS if k not in spec]
     if missing:
         raise InputError(path, f"split file lacks {', '.join(missing)}", "it needs train, val and test row lists")
-    return {k: table.positions_of_rows(data[k], what=f"split file {path.name} ({k})") for k in ("train", "val", "test")}
+    parts = {}
+    for name in SPLITS:
+        rows = spec[name]
+        if not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
+            raise InputError(path, f"'{name}' must be a list of CSV row numbers")
+        parts[name] = table.positions_of_rows(rows, what=f"split file {path.name} ({name})")
+    seed = spec.get("seed", 0)
+    return Splits.from_parts(list(table.rows), parts, seed if isinstance(seed, int) else 0, unit, str(path))
 
 
-def make_split(table: MoleculeTable, kind: str, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """``kind`` is random | scaffold | stratified | a path to a split JSON."""
+def split_molecules(table: MoleculeTable, kind: str, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                    unit: str = "molecule") -> Splits:
+    """``kind`` is random | scaffold | stratified | a path to a split JSON; ids are CSV row numbers."""
+    ids = [int(r) for r in table.rows]
     if kind == "random":
-        return random_split(len(table), seed, fractions)
-    if kind == "scaffold":
-        return scaffold_split(table.smiles, seed, fractions)
-    if kind == "stratified":
-        return stratified_split(table.y, seed, fractions)
-    if kind.endswith(".json") or Path(kind).is_file():
-        return read_split_file(kind, table)
-    raise InputError("--split", f"unknown split '{kind}'", f"use one of {', '.join(SPLIT_KINDS)} or a split .json file")
-
-
-def split_to_rows(split: dict[str, np.ndarray], table: MoleculeTable) -> dict[str, list[int]]:
-    """Positions -> CSV row numbers (the shared split-file format), for ``splits.json``."""
-    return {k: [int(r) for r in table.rows[v]] for k, v in split.items()}
+        parts = random_fractions(len(table), seed, fractions)
+    elif kind == "scaffold":
+        parts = scaffold_split(table.smiles, seed, fractions)
+    elif kind == "stratified":
+        parts = stratified_interleaved(value_strata(table.y), seed, fractions)
+    elif kind.endswith(".json") or Path(kind).is_file():
+        return read_molecule_split(kind, table, unit)
+    else:
+        raise InputError("--split", f"unknown split '{kind}'",
+                         f"use one of {', '.join(SPLIT_KINDS)} or a split .json file")
+    return Splits.from_parts(ids, parts, seed, unit)

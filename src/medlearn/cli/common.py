@@ -163,7 +163,8 @@ def _without(fn: Callable[..., Any], names: tuple[str, ...]) -> Callable[..., An
     return stub
 
 
-def evaluate_command(app: typer.Typer, task: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., Any]]:
+def evaluate_command(app: typer.Typer, task: str, data_help: str = "Labelled data in a layout `train` reads."
+                     ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., Any]]:
     """Register ``evaluate RUN DATA``: the decorated function turns its own options into reading options.
 
     Results go to ``RUN/evaluations/<name>/`` (``--name``, default: the data's name), never to the run's
@@ -172,7 +173,7 @@ def evaluate_command(app: typer.Typer, task: str) -> Callable[[Callable[..., dic
 
     def decorate(fn: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
         before = [("run", Path, typer.Argument(..., help=f"A finished `medlearn {task} train` run directory.")),
-                  ("data", Path, typer.Argument(..., help="Labelled data in a layout `train` reads."))]
+                  ("data", Path, typer.Argument(..., help=data_help))]
         name_help = "Evaluation name: results go to RUN/evaluations/NAME/ (default: the data's name)."
         after = [("name", str | None, typer.Option(None, "--name", help=name_help)),
                  ("n_boot", int, typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CIs."))]

@@ -71,3 +71,39 @@ def sources() -> None:
 
     for s in REGISTRY.values():
         console.print(f"{s.name}: {s.url} ({s.license}; {s.citation})", soft_wrap=True)
+
+
+@app.command()
+def deidentify(source: Path = typer.Argument(..., help="A DICOM file or a folder of DICOM files (searched "
+                                                      "recursively)."),
+               out: Path = typer.Option(..., "-o", "--out", help="New (or empty) output folder."),
+               keep_burned_in: bool = typer.Option(False, "--keep-burned-in",
+                                                   help="Also write images that may show burned-in text "
+                                                        "(BurnedInAnnotation YES, ultrasound, secondary capture)."),
+               mapping: Path = typer.Option(None, "--mapping", help="Write original -> new identifiers to this "
+                                                                    "JSON (kept apart from the images)."),
+               date_shift: str = typer.Option(None, "--date-shift", help="Days to shift every date by, or 'remove' "
+                                                                          "(default: one random offset per run)."),
+               seed: int = typer.Option(None, "--seed", help="Make UIDs and the date offset reproducible.")) -> None:
+    """De-identify DICOM (PS3.15 Basic Application Level Confidentiality Profile): identifiers removed or
+    replaced, private tags removed, UIDs remapped and dates shifted consistently across series and studies,
+    geometry kept; images that may carry burned-in text are refused unless --keep-burned-in."""
+    from medlearn.data.deid import deidentify_folder
+    from medlearn.errors import InputError
+
+    shift: int | str | None = None
+    if date_shift is not None:
+        if date_shift != "remove":
+            try:
+                shift = int(date_shift)
+            except ValueError:
+                raise InputError("--date-shift", f"'{date_shift}' is not a number of days", "or use 'remove'") from None
+        else:
+            shift = "remove"
+    report = deidentify_folder(source, out, keep_burned_in=keep_burned_in, mapping_file=mapping,
+                               date_shift_days=shift, seed=seed)
+    for path, reason in report.refused:
+        console.print(f"refused {path.name}: {reason}", markup=False)
+    console.print(f"{out}: {report.summary()}", markup=False)
+    if not report.written:
+        raise typer.Exit(2)

@@ -26,7 +26,6 @@ from medlearn.tasks import TASKS  # noqa: E402
 #: cross-cutting command groups besides the tasks (mounted when their module exists)
 GROUPS = {
     "data": "Inspect, check, import and de-identify datasets.",
-    "export": "Export a trained run as one file (ONNX).",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -57,7 +56,7 @@ for _name in TASKS:
 for _name, _text in GROUPS.items():
     if importlib.util.find_spec(f"medlearn.cli.{_name}") is not None:
         app.add_typer(importlib.import_module(f"medlearn.cli.{_name}").app, name=_name, help=_text)
-for _name in ("demo", "serve"):
+for _name in ("demo", "export", "serve"):
     if importlib.util.find_spec(f"medlearn.cli.{_name}") is not None:
         importlib.import_module(f"medlearn.cli.{_name}").register(app)
 
@@ -71,6 +70,7 @@ def _typer_click_exceptions() -> Any:
     return vendored
 
 
+INTERRUPTED = "interrupted: rerun with --resume to continue"
 _VENDORED = _typer_click_exceptions()
 _USAGE_ERRORS = (click.ClickException,) + ((_VENDORED.ClickException,) if _VENDORED else ())
 _ABORTS = (click.exceptions.Abort, typer.Abort)
@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="medlearn", standalone_mode=False)
         if isinstance(code, int) and code:  # typer.Exit(code) is returned, not raised, without standalone mode
+            if code == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into a returned 130, silently
+                typer.echo(INTERRUPTED, err=True)
             sys.exit(code)
     except InputError as exc:
         if debug:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     except _EXITS as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted: rerun with --resume to continue", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
 
 

@@ -1,5 +1,8 @@
 """``medlearn data check``: every problem in a dataset, not just the first.
 
+A folder with any part of the MSD / nnU-Net layout (``dataset.json``, ``imagesTr/``, ``labelsTr/`` ...) is
+checked as one (:func:`medlearn.data.msd.check_msd_dataset`); anything else as a classification dataset.
+
 Each image is read on its own so one bad file does not hide the others; then dataset-level checks
 (label set, splits, patient leaks, imbalance) run on what could be read.
 """
@@ -29,7 +32,7 @@ def check_dataset(path: str | Path, label_columns: Sequence[str] | None = None) 
         return [Problem(str(path), "not found")]
     from medlearn.data import msd
 
-    if msd.is_msd_dataset(path):
+    if msd.looks_like_msd(path):  # any part of the layout: a missing imagesTr/ is then an error, not another layout
         return msd.check_msd_dataset(path)
     problems: list[Problem] = []
     if path.suffix.lower() in (".csv", ".tsv"):

@@ -408,6 +408,17 @@ def check_classification_data(data: ClassificationData) -> list[Problem]:
         if len(leaks):
             problems.append(Problem(data.source, f"{len(leaks)} patient(s) appear in more than one split, "
                                     f"e.g. '{leaks.index[0]}'", "assign each patient to a single split"))
+    if data.patient_ids is not None and data.task != "multilabel" and len(data.labels):
+        # a patient-grouped split holds out whole patients: with few per class, val/test hold one or two
+        frame = pd.DataFrame({"patient": data.patient_ids, "label": data.labels})
+        per_class = frame.groupby("label")["patient"].nunique()
+        fewest = int(per_class.min()) if len(per_class) else 0
+        if fewest < 10:
+            name = data.label_names[int(per_class.idxmin())]
+            problems.append(Problem(data.source, f"only {fewest} patient(s) of class '{name}': a stratified "
+                                    "patient-grouped split cannot give every split several of them, so "
+                                    "validation and test estimates will be very noisy",
+                                    "collect more patients, or give a split column you chose", "warning"))
     if data.splits is not None:
         for split in ("train",):
             if not (data.splits == split).any():

@@ -6,9 +6,10 @@ NIfTI, whatever the source format (SimpleITK's LPS direction is converted). 2D r
 JPEG, TIFF, GIF) are read with PIL and transposed to ``(C, X=width, Y=height)`` so a 2D image and a
 3D slice index the same way; ``write_image`` transposes back.
 
-Readers: nibabel (NIfTI), SimpleITK (DICOM file or series folder, NRRD, MHA/MHD), PIL/tifffile
-(raster), numpy (``.npy``). Every failure is re-raised as :class:`medlearn.errors.InputError`
-naming the file.
+Readers: nibabel (NIfTI), :mod:`medlearn.data.dicom` (pydicom: a DICOM file, series folder or zip, with
+its geometry checked), SimpleITK (NRRD, MHA/MHD), PIL/tifffile (raster), numpy (``.npy``). Files are
+read by content when their name says nothing (:func:`sniff_suffix`). Every failure is re-raised as
+:class:`medlearn.errors.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def image_suffix(path: str | Path) -> str:
     return path.suffix.lower()
 
 
+# DICOM first: its 128-byte preamble may itself look like a TIFF header (dual-format files)
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, ".png"), (b"\xff\xd8\xff", 0, ".jpg"), (b"II*\x00", 0, ".tif"),
+    (b"DICM", 128, ".dcm"), (b"\x89PNG\r\n\x1a\n", 0, ".png"), (b"\xff\xd8\xff", 0, ".jpg"), (b"II*\x00", 0, ".tif"),
     (b"MM\x00*", 0, ".tif"), (b"GIF8", 0, ".gif"), (b"BM", 0, ".bmp"), (b"NRRD", 0, ".nrrd"),
-    (b"\x93NUMPY", 0, ".npy"), (b"DICM", 128, ".dcm"), (b"n+1\x00", 344, ".nii"), (b"ni1\x00", 344, ".nii"),
+    (b"\x93NUMPY", 0, ".npy"), (b"n+1\x00", 344, ".nii"), (b"ni1\x00", 344, ".nii"),
 )
 
 
@@ -129,8 +131,10 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
     if path.is_file() and suffix not in IMAGE_SUFFIXES:
         suffix = sniff_suffix(path) or suffix  # read by content: a PACS export has no extension
     try:
-        if path.is_dir():
-            array, meta = _read_dicom_series(path)
+        if path.is_dir() or suffix in (".dcm", ".dicom"):
+            from medlearn.data.dicom import read_dicom  # geometry-checked series (parallel, regular slices)
+
+            array, meta = read_dicom(path)
         elif suffix in NIFTI_SUFFIXES:
             array, meta = _read_nifti(path)
         elif suffix in ITK_SUFFIXES:
@@ -214,23 +218,6 @@ def _read_itk(path: Path) -> tuple[np.ndarray, ImageMeta]:
     fmt = "dicom" if suffix in (".dcm", ".dicom") or suffix not in ITK_SUFFIXES else suffix.lstrip(".")
     with keep_locale():
         return _itk_to_array(sitk.ReadImage(str(path)), path, fmt)
-
-
-def _read_dicom_series(folder: Path) -> tuple[np.ndarray, ImageMeta]:
-    """Read the (first) DICOM series in ``folder`` as one volume, sorted by slice position."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    with keep_locale():
-        series = reader.GetGDCMSeriesIDs(str(folder))
-        if not series:
-            raise InputError(folder, "folder holds no DICOM series", "point to a DICOM series folder or an image file")
-        files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
-        reader.SetFileNames(files)
-        arr, meta = _itk_to_array(reader.Execute(), folder, "dicom")
-    meta.extra["n_series"] = len(series)
-    meta.extra["files"] = [str(f) for f in files]
-    return arr, meta
 
 
 def _read_raster(path: Path) -> tuple[np.ndarray, ImageMeta]:

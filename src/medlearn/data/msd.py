@@ -15,7 +15,7 @@ Layout (Antonelli et al., Nat. Commun. 2022; Isensee et al., Nat. Methods 2021):
 As in nnU-Net, one RGB raster file (``CASE_0000.png``) may carry all channels when
 ``channel_names`` lists three ("R", "G", "B").
 
-Public functions (the ``medlearn data`` CLI calls them): :func:`is_msd_dataset`,
+Public functions (the ``medlearn data`` CLI calls them): :func:`is_msd_dataset`, :func:`looks_like_msd`,
 :func:`import_pairs`, :func:`check_msd_dataset`, :func:`fingerprint_msd_dataset`;
 training code uses :func:`load_msd_dataset`, which raises :class:`InputError` for the first error.
 """
@@ -23,7 +23,11 @@ training code uses :func:`load_msd_dataset`, which raises :class:`InputError` fo
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +86,17 @@ def is_msd_dataset(path: str | Path) -> bool:
     ``check_msd_dataset`` then says so, rather than the folder being taken for another layout)."""
     path = Path(path)
     return path.is_dir() and (path / "imagesTr").is_dir()
+
+
+MSD_MARKERS = ("dataset.json", "imagesTr", "labelsTr", "imagesTs", ROI_TRAIN_DIR)
+
+
+def looks_like_msd(path: str | Path) -> bool:
+    """True if ``path`` has any part of the MSD layout (``dataset.json``, ``imagesTr/``, ``labelsTr/`` ...):
+    ``medlearn data check`` then checks it as one, so a missing ``imagesTr/`` is reported, not taken for
+    another layout."""
+    path = Path(path)
+    return path.is_dir() and any((path / marker).exists() for marker in MSD_MARKERS)
 
 
 def _stem(path: Path) -> str:
@@ -175,6 +190,10 @@ def _collect_cases(root: Path, images_dir: str, labels_dir: str | None, roi_dir:
         channels = by_case[name]
         single_rgb = n_channels == 3 and list(channels) == [0] and ending.lower() in _RASTER_ENDINGS
         expected = [0] if single_rgb else list(range(n_channels))
+        for extra in sorted(c for c in channels if c not in expected):
+            problems.append(Problem(str(channels[extra]), f"channel file {extra} of case '{name}' is beyond the "
+                                    f"{n_channels} channel(s) dataset.json lists",
+                                    "add the channel to channel_names or remove the file"))
         missing = [c for c in expected if c not in channels]
         if missing:
             problems.append(Problem(str(root / images_dir / f"{name}_{missing[0]:04d}{ending}"),
@@ -196,10 +215,11 @@ def _parse(path: Path) -> tuple[MSDDataset | None, list[Problem]]:
     if not path.is_dir():
         return None, [Problem(str(path), "dataset folder not found", "check the path")]
     meta, problems = _read_dataset_json(path)
-    if meta is None:
-        return None, problems
     if not (path / "imagesTr").is_dir():
-        return None, [Problem(str(path / "imagesTr"), "imagesTr/ folder not found", "put the training images there")]
+        problems.append(Problem(str(path / "imagesTr"), "imagesTr/ folder not found",
+                                "put the training images there (CASE_0000.ext, one file per channel)"))
+    if meta is None or not (path / "imagesTr").is_dir():
+        return None, problems
     ending = meta["file_ending"]
     n_channels = len(meta["channel_names"])
     training, p1 = _collect_cases(path, "imagesTr", "labelsTr", ROI_TRAIN_DIR, ending, n_channels)
@@ -399,29 +419,91 @@ def load_case_image(case: MSDCase) -> tuple[np.ndarray, ImageMeta]:
 # import from loose folders
 
 _NUMBER_RE = re.compile(r"\d+")
+# a pair needs a common run of at least this many characters (or the whole shorter name)
+MIN_COMMON = 3
 
 
-def _case_key(path: Path) -> str:
-    """Match key: the first integer in the file name (DRIVE: 21_training / 21_manual1), else the stem."""
-    match = _NUMBER_RE.search(_stem(path))
-    return str(int(match.group())) if match else _stem(path)
-
-
-def _index_folder(folder: Path, what: str) -> dict[str, Path]:
+def _list_images(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise InputError(folder, f"{what} folder not found", "check the path")
-    index: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or image_suffix(path) not in IMAGE_SUFFIXES:
-            continue
-        key = _case_key(path)
-        if key in index:
-            raise InputError(path, f"two {what} files match case '{key}' ({index[key].name} and {path.name})",
-                             "keep one file per case")
-        index[key] = path
-    if not index:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and image_suffix(p) in IMAGE_SUFFIXES)
+    if not files:
         raise InputError(folder, f"no image files in the {what} folder", f"supported: {', '.join(IMAGE_SUFFIXES)}")
-    return index
+    return files
+
+
+def _numbers(stem: str) -> list[int]:
+    return [int(m) for m in _NUMBER_RE.findall(stem)]
+
+
+def _name_score(image: str, other: str) -> tuple[int, int] | None:
+    """How well two file stems name the same case, or None when they cannot.
+
+    Numbers are one hint: the shorter name's numbers must start the longer one's (``21_training`` /
+    ``21_manual1``: [21] / [21, 1]; ``1`` never pairs with ``10``). Then the longest run of characters the
+    names share, and their common prefix, rank the candidates (``Image_01L`` shares ``Image_01L`` with
+    ``Image_01L_1stHO`` but only ``Image_01`` with ``Image_01R_1stHO``).
+    """
+    from difflib import SequenceMatcher
+    from os.path import commonprefix
+
+    a, b = image.lower(), other.lower()
+    na, nb = _numbers(a), _numbers(b)
+    short, long = (na, nb) if len(na) <= len(nb) else (nb, na)
+    if long[:len(short)] != short:
+        return None
+    common = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+    if common < min(MIN_COMMON, len(a), len(b)):
+        return None
+    return common, len(commonprefix([a, b]))
+
+
+def pair_by_name(images: list[Path], others: list[Path], what: str) -> dict[Path, Path]:
+    """Each image's file among ``others`` (masks, ROI masks), by the longest common name stem.
+
+    Every image must have one best match and every other file must be one image's best: a tie, a file
+    two images claim, or a file left over stops with one line naming the files.
+    """
+    best: dict[Path, Path] = {}
+    for image in images:
+        scored = sorted(((score, other) for other in others
+                         if (score := _name_score(_stem(image), _stem(other))) is not None),
+                        key=lambda t: t[0], reverse=True)
+        if not scored:
+            continue
+        if len(scored) > 1 and scored[1][0] == scored[0][0]:
+            raise InputError(image, f"two {what} files match it equally ({scored[0][1].name} and {scored[1][1].name})",
+                             "keep one file per case")
+        best[image] = scored[0][1]
+    claimed: dict[Path, Path] = {}
+    for image, other in best.items():
+        if other in claimed:
+            raise InputError(other, f"{what} file matches two images ({claimed[other].name} and {image.name})",
+                             "rename the files so each case has one name")
+        claimed[other] = image
+    for other in others:
+        if other not in claimed:
+            raise InputError(other, f"{what} has no matching image in {images[0].parent}",
+                             f"add the image or remove the {what}")
+    for image in images:
+        if image not in best:
+            raise InputError(image, f"image has no matching {what} in {others[0].parent}",
+                             f"add the {what} or remove the image")
+    return best
+
+
+def _case_names(images: list[Path]) -> dict[Path, str]:
+    """``case_021`` from the first number of each name when these are unique (DRIVE: ``21_training``), else the
+    name itself (``Image_01L``), made safe for the layout."""
+    firsts = [(_numbers(_stem(p)) or [None])[0] for p in images]
+    if None not in firsts and len(set(firsts)) == len(firsts):
+        width = max(3, len(str(len(images))))
+        return {p: f"case_{n:0{width}d}" for p, n in zip(images, firsts, strict=True)}
+    names = {p: re.sub(r"[^A-Za-z0-9_.-]+", "_", _stem(p)).strip("._") or "case" for p in images}
+    if len(set(names.values())) != len(names):
+        raise InputError(images[0].parent, "two images have the same name once made safe", "rename them")
+    return names
 
 
 def read_mask(path: Path) -> tuple[np.ndarray, ImageMeta]:
@@ -461,61 +543,77 @@ def _binarise_if_two_valued(mask: np.ndarray, path: Path) -> np.ndarray:
 
 
 def import_pairs(images: Path, masks: Path, out: Path, roi: Path | None = None,
-                 channel_names: dict[str, str] | None = None, label_names: dict[str, int] | None = None) -> Path:
+                 channel_names: dict[str, str] | None = None, label_names: dict[str, int] | None = None,
+                 echo: Callable[[str], None] = print) -> Path:
     """Build an MSD dataset at ``out`` from loose folders of images and masks (and ROI masks).
 
-    Files are matched by the first number in their name (``21_training.tif`` <-> ``21_manual1.gif``),
-    or by identical stems when there is no number. 2D raster images are written as PNG (RGB kept in
-    one ``_0000`` file), 3D images in their own format. Two-valued masks (0/255) become 0/1. Writes
-    are atomic; an existing ``dataset.json`` at ``out`` is never overwritten.
+    Files are paired by the longest common name stem, numbers being one hint among others
+    (:func:`pair_by_name`: ``21_training.tif`` <-> ``21_manual1.gif``, ``Image_01L.jpg`` <->
+    ``Image_01L_1stHO.png``); the pairing is printed (``echo``) unless every pair has the same name.
+    2D raster images are written as PNG (RGB kept in one ``_0000`` file), 3D images in their own format.
+    Two-valued masks (0/255) become 0/1. The dataset is built in a temporary folder beside ``out`` and
+    renamed into place at the end, so a failure leaves nothing; an existing dataset (or any non-empty
+    folder) at ``out`` is never touched.
     """
     images, masks, out = Path(images), Path(masks), Path(out)
     if (out / "dataset.json").exists():
         raise InputError(out, "a dataset already exists here", "choose another output folder")
-    image_index = _index_folder(images, "image")
-    mask_index = _index_folder(masks, "mask")
-    roi_index = _index_folder(roi, "ROI") if roi is not None else {}
-    for key, path in mask_index.items():
-        if key not in image_index:
-            raise InputError(path, f"mask has no matching image in {images}", "add the image or remove the mask")
-    for key, path in image_index.items():
-        if key not in mask_index:
-            raise InputError(path, f"image has no matching mask in {masks}", "add the mask or remove the image")
-        if roi is not None and key not in roi_index:
-            raise InputError(path, f"image has no matching ROI mask in {roi}", "add the ROI mask")
-    first = next(iter(image_index.values()))
-    src_ending = image_suffix(first)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(out, "the output folder is not empty", "choose a new folder for the dataset")
+    image_files = _list_images(images, "image")
+    pairs = pair_by_name(image_files, _list_images(masks, "mask"), "mask")
+    roi_pairs = pair_by_name(image_files, _list_images(roi, "ROI mask"), "ROI mask") if roi is not None else {}
+    if any(_stem(p) != _stem(pairs[p]) or (roi_pairs and _stem(p) != _stem(roi_pairs[p])) for p in image_files):
+        for p in image_files:
+            echo(f"paired {p.name} + {pairs[p].name}" + (f" + ROI {roi_pairs[p].name}" if roi_pairs else ""))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        _write_pairs(building, image_files, pairs, roi_pairs, channel_names, label_names,
+                     f"imported by medlearn from {images} and {masks}" + (f" (ROI: {roi})" if roi else ""), out.name)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_pairs(root: Path, image_files: list[Path], pairs: dict[Path, Path], roi_pairs: dict[Path, Path],
+                 channel_names: dict[str, str] | None, label_names: dict[str, int] | None, description: str,
+                 name: str) -> None:
+    src_ending = image_suffix(image_files[0])
     ending = ".png" if src_ending in _RASTER_ENDINGS else src_ending
-    width = max(3, len(str(len(image_index))))
+    names = _case_names(image_files)
     n_channels = None
-    names = sorted(image_index, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
     max_label = 1
-    for key in names:
-        case = f"case_{int(key):0{width}d}" if key.isdigit() else key
-        image, meta = read_image(image_index[key], dtype=None)
+    for path in sorted(image_files, key=lambda p: names[p]):
+        case = names[path]
+        image, meta = read_image(path, dtype=None)
         if n_channels is None:
             n_channels = image.shape[0]
         elif image.shape[0] != n_channels:
-            raise InputError(image_index[key], f"has {image.shape[0]} channels, others have {n_channels}",
+            raise InputError(path, f"has {image.shape[0]} channels, others have {n_channels}",
                              "convert all images to the same colour mode")
-        mask, mask_meta = read_mask(mask_index[key])
+        mask, mask_meta = read_mask(pairs[path])
         if mask_meta.spatial_shape != meta.spatial_shape:
-            raise InputError(mask_index[key], f"mask shape {mask_meta.spatial_shape} differs from image shape "
+            raise InputError(pairs[path], f"mask shape {mask_meta.spatial_shape} differs from image shape "
                              f"{meta.spatial_shape}", "the mask must be on the image's grid")
-        mask = _binarise_if_two_valued(mask[:1], mask_index[key])
+        mask = _binarise_if_two_valued(mask[:1], pairs[path])
         max_label = max(max_label, int(mask.max()))
         if ending in _RASTER_ENDINGS or image.shape[0] == 1:
-            write_image(out / "imagesTr" / f"{case}_0000{ending}", image, meta)
+            write_image(root / "imagesTr" / f"{case}_0000{ending}", image, meta)
         else:
             for c in range(image.shape[0]):
-                write_image(out / "imagesTr" / f"{case}_{c:04d}{ending}", image[c:c + 1], meta)
-        write_image(out / "labelsTr" / f"{case}{ending}", mask, meta)
-        if roi is not None:
-            roi_arr, roi_meta = read_mask(roi_index[key])
+                write_image(root / "imagesTr" / f"{case}_{c:04d}{ending}", image[c:c + 1], meta)
+        write_image(root / "labelsTr" / f"{case}{ending}", mask, meta)
+        if roi_pairs:
+            roi_arr, roi_meta = read_mask(roi_pairs[path])
             if roi_meta.spatial_shape != meta.spatial_shape:
-                raise InputError(roi_index[key], f"ROI shape {roi_meta.spatial_shape} differs from image shape "
+                raise InputError(roi_pairs[path], f"ROI shape {roi_meta.spatial_shape} differs from image shape "
                                  f"{meta.spatial_shape}", "the ROI must be on the image's grid")
-            write_image(out / ROI_TRAIN_DIR / f"{case}{ending}", (roi_arr[:1] > 0).astype(np.uint8), meta)
+            write_image(root / ROI_TRAIN_DIR / f"{case}{ending}", (roi_arr[:1] > 0).astype(np.uint8), meta)
     assert n_channels is not None
     if channel_names is None:
         channel_names = ({"0": "R", "1": "G", "2": "B"} if n_channels == 3 and ending in _RASTER_ENDINGS
@@ -523,13 +621,12 @@ def import_pairs(images: Path, masks: Path, out: Path, roi: Path | None = None,
     if label_names is None:
         label_names = {"background": 0, **{("foreground" if max_label == 1 else f"label_{v}"): v
                                            for v in range(1, max_label + 1)}}
-    write_json(out / "dataset.json", {
-        "name": out.name,
-        "description": f"imported by medlearn from {images} and {masks}" + (f" (ROI: {roi})" if roi else ""),
+    write_json(root / "dataset.json", {
+        "name": name,
+        "description": description,
         "channel_names": channel_names,
         "labels": label_names,
-        "numTraining": len(names),
+        "numTraining": len(image_files),
         "file_ending": ending,
-        "roi_folder": ROI_TRAIN_DIR if roi is not None else None,
+        "roi_folder": ROI_TRAIN_DIR if roi_pairs else None,
     })
-    return out

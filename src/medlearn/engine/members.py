@@ -98,6 +98,8 @@ class MemberJob:
         from medlearn.engine.trainer import build_trainer
 
         t = self.plan.train
+        # train.precision=bf16: Lightning's bf16 autocast, unless the task handles precision itself (passes its own)
+        kwargs.setdefault("precision", "bf16-mixed" if getattr(t, "precision", "fp32") == "bf16" else None)
         return build_trainer(RunDirectory(self.run), max_epochs=max_epochs or t.max_epochs, monitor=monitor, mode=mode,
                              patience=patience, devices=t.devices, max_time_minutes=t.max_minutes,
                              enable_progress_bar=self.progress, extra_callbacks=list(callbacks),
@@ -107,12 +109,20 @@ class MemberJob:
             ) -> pl.Trainer:
         """``trainer.fit``, continuing from this member's ``last.ckpt`` on resume (loaded ``weights_only``);
         an interruption raises ``KeyboardInterrupt``."""
+        import pickle
+
+        from medlearn.errors import InputError
+
         last = self.directory / "last.ckpt"
         ckpt = str(last) if self.resuming and last.exists() else None
         try:
             trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt, weights_only=True)
         except SystemExit as exc:  # Lightning ends a Ctrl-C with sys.exit(1) after its clean-up
             raise KeyboardInterrupt from exc
+        except pickle.UnpicklingError as exc:  # a checkpoint holding code: refused, nothing in it was run
+            raise InputError(last, f"refused: the checkpoint holds objects that are not plain data "
+                             f"({str(exc).splitlines()[0][:100]}); nothing in it was run",
+                             "delete it to retrain this member from the start") from exc
         if trainer.interrupted:
             raise KeyboardInterrupt
         return trainer
@@ -166,10 +176,13 @@ def run_member(job: MemberJob) -> TrainedMember:
     if done.exists():
         summary = load_artifact(done, kind="member").extras.get("summary", {})
         return TrainedMember(job.index, job.tag, job.spec, str(done), summary)
+    from medlearn.engine.warnings_log import warnings_to
+
     seed_everything(job.seed)
     task = get_task(job.task)
     started = time.perf_counter()
-    output = task.fit_member(job)
+    with warnings_to(RunDirectory(job.run).warnings_log):  # also in worker processes
+        output = task.fit_member(job)
     summary = {"seed": job.seed, **job.spec, **output.summary,
                "seconds": round(output.summary.get("seconds", time.perf_counter() - started), 1)}
     from medlearn.engine.distributed import is_primary_process

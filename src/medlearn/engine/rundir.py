@@ -72,6 +72,21 @@ class RunDirectory:
         return self.path / "logs"
 
     @property
+    def cache_dir(self) -> Path:
+        """``cache/``: preprocessed training data a resumed run reuses."""
+        return self.path / "cache"
+
+    @property
+    def onnx_file(self) -> Path:
+        """``model.onnx``: a companion of ``model.pt`` for fast CPU inference (tasks that export one)."""
+        return self.path / "model.onnx"
+
+    @property
+    def warnings_log(self) -> Path:
+        """``logs/warnings.log``: library warnings of the training (kept off the terminal)."""
+        return self.logs_dir / "warnings.log"
+
+    @property
     def evaluations_dir(self) -> Path:
         """``evaluations/``: each ``evaluate`` writes ``evaluations/<name>/``, never the run's own files."""
         return self.path / "evaluations"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from medlearn.engine.distributed import is_primary_process
 from medlearn.engine.rundir import RunDirectory
+from medlearn.engine.warnings_log import count_lines, warnings_to
 from medlearn.errors import InputError
 from medlearn.io import write_json
 
@@ -54,6 +55,7 @@ def train(task: Task, request: TrainRequest, echo: Echo = print) -> dict[str, An
     run = RunDirectory(Path(request.run_dir))
     resuming = run.check_start(force=request.force, resume=request.resume)
     overrides = _overrides(request)
+    request.plan_overrides = overrides
     data = task.load_data(request.data, request.options, overrides=overrides)
     ids = task.item_ids(data)
     if resuming:
@@ -82,20 +84,25 @@ def train(task: Task, request: TrainRequest, echo: Echo = print) -> dict[str, An
         echo(f"Plan ({run.plan_file}):\n{plan.describe()}")
         if budget:
             echo(budget_line(budget, plan))
-    payload = task.prepare(plan, data, splits, run, request, echo)
-    members, training = train_members(task, plan, payload, run, resuming, request.progress, echo)
-    if not is_primary_process():  # a DDP worker: the primary process assembles, evaluates and reports
-        return {}
-    if budget:
-        training["planned"] = budget
-    model = task.assemble(plan, payload, members, data, splits, run)
-    model.run_dir_ = run.path
-    model.save_run(run)
-    metrics = task.evaluate(model, data, splits, request.n_boot)
-    metrics = {"task": task.name, **metrics, "training": {**training, **metrics.get("training", {})}}
-    task.report(run.report_file, model, data, splits, metrics, run, f"medlearn {task.name}: {Path(request.data).name}")
+    log = run.warnings_log
+    with warnings_to(log):
+        payload = task.prepare(plan, data, splits, run, request, echo)
+        members, training = train_members(task, plan, payload, run, resuming, request.progress, echo)
+        if not is_primary_process():  # a DDP worker: the primary process assembles, evaluates and reports
+            return {}
+        if budget:
+            training["planned"] = budget
+        model = task.assemble(plan, payload, members, data, splits, run)
+        model.run_dir_ = run.path
+        model.save_run(run)
+        metrics = task.evaluate(model, data, splits, request.n_boot)
+        metrics = {"task": task.name, **metrics, "training": {**training, **metrics.get("training", {})}}
+        task.report(run.report_file, model, data, splits, metrics, run,
+                    f"medlearn {task.name}: {Path(request.data).name}")
     metrics = public(metrics)
     write_json(run.metrics_file, metrics)  # last: the run counts as finished from here
+    if count_lines(log):
+        echo(f"{count_lines(log)} library warning(s) in {log}")
     return metrics
 
 
@@ -153,7 +160,7 @@ def evaluate_run(model: TaskModel, request: EvaluationRequest, echo: Echo = prin
     data = task.load_data(request.data, request.options, model=model)
     metrics = task.evaluate(model, data, None, request.n_boot)
     seen = task.seen_in_training(model, data)
-    total = len(task.item_ids(data))
+    seen, total = seen if isinstance(seen, tuple) else (seen, len(task.item_ids(data)))
     metrics = {"task": task.name, "data": request.data, **metrics,
                "seen_in_training": {"items": int(seen), "of": int(total)}}
     if seen:

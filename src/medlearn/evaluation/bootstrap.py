@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_CI_UNITS", "bootstrap_ci", "bootstrap_counts", "bootstrap_indices", "ci_entry", "metric_with_ci",
-           "percentile_interval"]
+__all__ = ["MIN_CI_UNITS", "bootstrap_ci", "bootstrap_counts", "bootstrap_indices", "ci_entry", "count_chunks",
+           "metric_with_ci", "nanmean", "percentile_interval"]
+
+# resamples are drawn in chunks so the (chunk, N) multiplicity matrices stay around 32 MB
+CHUNK_ELEMENTS = 4_000_000
 
 #: Fewer resampling units (cases, patients, molecules) than this: a CI is reported as not estimable.
 #: The percentile bootstrap of 3 cases can only ever return the few values their subsets take
@@ -110,6 +113,24 @@ def bootstrap_counts(
     offsets = (np.arange(n_boot) * n_groups)[:, None]
     group_counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_groups).reshape(n_boot, n_groups)
     return group_counts[:, codes].astype(np.float64)
+
+
+def count_chunks(n: int, n_boot: int, seed: int, groups: Sequence[Any] | np.ndarray | None = None,
+                 width: int = 1) -> Any:
+    """``(B_chunk, n)`` multiplicity matrices adding up to ``n_boot`` resamples (chunk ``c`` seeded ``seed + c``),
+    each about :data:`CHUNK_ELEMENTS` elements (``width``: columns computed per row, e.g. labels)."""
+    size = max(1, CHUNK_ELEMENTS // max(n * width, 1))
+    for c, start in enumerate(range(0, n_boot, size)):
+        yield bootstrap_counts(n, min(size, n_boot - start), seed + c, groups)
+
+
+def nanmean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The mean of the finite entries along ``axis`` (NaN where there are none), without warnings."""
+    finite = np.isfinite(x)
+    count = finite.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(finite, x, 0.0).sum(axis=axis) / count
+    return np.where(count > 0, out, np.nan)
 
 
 def percentile_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from medlearn.evaluation.bootstrap import bootstrap_counts, ci_entry
+from medlearn.evaluation.bootstrap import CHUNK_ELEMENTS, bootstrap_counts, ci_entry, nanmean
 from medlearn.evaluation.calibration import confidence_and_correct, expected_calibration_error
 
 __all__ = [
@@ -59,8 +59,6 @@ SCALAR_METRICS = (
 )
 PER_CLASS_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "precision", "ece")
 
-# Resamples are processed in chunks so the (chunk, N) weight matrices stay around 32 MB.
-_CHUNK_ELEMENTS = 4_000_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,11 +142,7 @@ def _quadratic_kappa(cm: np.ndarray) -> np.ndarray:
 
 
 def _nanmean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    finite = np.isfinite(x)
-    count = finite.sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(finite, x, 0.0).sum(axis=axis) / count
-    return np.where(count > 0, out, np.nan)
+    return nanmean(x, axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +372,7 @@ def classification_metrics(
     boot: dict[tuple[str, ...], list[np.ndarray]] = {}
     if n_boot > 0:
         counts = bootstrap_counts(n, n_boot, seed, groups)
-        chunk = max(1, _CHUNK_ELEMENTS // max(n * (k if task == "multilabel" else 1), 1))
+        chunk = max(1, CHUNK_ELEMENTS // max(n * (k if task == "multilabel" else 1), 1))
         for start in range(0, n_boot, chunk):
             res = _compute(y, p, task, threshold, n_bins, counts[start : start + chunk])
             for key, value in res.items():

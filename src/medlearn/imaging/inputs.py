@@ -39,7 +39,8 @@ class ImageInput:
 
     @property
     def is_dicom(self) -> bool:
-        return bool(self.files) and (self.files[0].is_dir() or sniff_suffix(self.files[0]) == ".dcm")
+        """A DICOM file, a series folder, or a zip of one series."""
+        return bool(self.files) and (self.files[0].is_dir() or sniff_suffix(self.files[0]) in (".dcm", ".zip"))
 
 
 def read_input(item: ImageInput) -> tuple[np.ndarray, ImageMeta | None]:
@@ -139,7 +140,8 @@ def _dicom_folder(path: Path, series: str | None, each_series: bool) -> list[Ima
 
 
 def _series_list(found: list) -> str:
-    return "; ".join(f"[{i}] {s.uid} ({s.description}, {len(s.files)} files)" for i, s in enumerate(found))
+    # index, modality and counts only: UIDs and descriptions may identify a patient or an exam
+    return "; ".join(f"[{i}] ({s.description})" for i, s in enumerate(found))
 
 
 def _stem(path: Path) -> str:
@@ -153,7 +155,12 @@ def _group_channels(files: list[Path], n_channels: int, siblings: bool = False) 
     for f in files:
         stem = _stem(f)
         match = _CHANNEL_RE.match(stem)
-        name, channel = (match["case"], int(match["channel"])) if match and n_channels > 1 else (stem, 0)
+        # CASE_0000, CASE_0001 ... are channels of one case only for a model of several channels; for one
+        # channel CASE_0000 is case CASE (the MSD naming) and scan_0001, scan_0002 stay two images
+        if match and (n_channels > 1 or match["channel"] == "0000"):
+            name, channel = match["case"], int(match["channel"])
+        else:
+            name, channel = stem, 0
         if siblings and match and n_channels > 1:
             for c in range(n_channels):
                 sibling = f.with_name(f"{name}_{c:04d}{image_suffix(f)}")

@@ -54,10 +54,16 @@ class TrainRequest:
     progress: bool = True
     n_boot: int = 1000
     options: dict[str, Any] = field(default_factory=dict)
+    #: the parsed ``--set`` / ``--plan`` overrides (dotted keys), filled by the engine before ``split``
+    plan_overrides: dict[str, Any] = field(default_factory=dict)
 
     def option(self, name: str, default: Any = None) -> Any:
         value = self.options.get(name)
         return default if value is None else value
+
+    def override(self, key: str, default: Any = None) -> Any:
+        """A plan field the user set (e.g. ``data.val_fraction`` for the split), else ``default``."""
+        return self.plan_overrides.get(key, default)
 
     def config(self) -> dict[str, Any]:
         return {"task": self.task, "data": self.data, "overrides": self.overrides, "plan_file": self.plan_file,
@@ -159,13 +165,34 @@ class Task(ABC):
                run: RunDirectory | None, title: str) -> None:
         """The task's report sections, written to ``path``."""
 
-    def seen_in_training(self, model: TaskModel, data: Any) -> int:
-        """How many items of ``data`` the model learnt from (same image / molecule), for ``evaluate``."""
+    def seen_in_training(self, model: TaskModel, data: Any) -> int | tuple[int, int]:
+        """How many items of ``data`` the model learnt from (same image / molecule), for ``evaluate``; or
+        ``(seen, scored)`` when only part of ``data`` is scored (e.g. a dataset's test fold)."""
         return 0
 
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """The few numbers printed after training or evaluation."""
         return {k: v for k, v in metrics.items() if k in ("val", "test", "all")}
+
+
+@dataclass
+class ServiceInput:
+    """One service request's inputs: uploaded files (saved, DICOM de-identified, in a private temporary
+    folder with names the service chose) or JSON records (molecules, pairs), and options."""
+
+    files: list[Path] = field(default_factory=list)
+    records: list[dict[str, Any]] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceOutput:
+    """What the service returns: one JSON result per input item, files to download (written under the
+    request's working folder), and for images what the web viewer draws (see :func:`viewer_volume`)."""
+
+    results: list[dict[str, Any]]
+    files: list[Path] = field(default_factory=list)
+    viewer: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TaskModel:
@@ -198,7 +225,8 @@ class TaskModel:
         overrides = self.overrides if isinstance(self.overrides, dict) else list(self.overrides or [])
         request = TrainRequest(self.task_name, str(data), str(run_dir), overrides, None, self.seed, None, force,
                                resume, self.progress, self.n_boot, dict(self.options))
-        self.metrics_ = train(get_task(self.task_name), request, echo=lambda *_a, **_k: None)
+        echo = print if self.progress else _warnings_only  # progress=True: every line the CLI prints
+        self.metrics_ = train(get_task(self.task_name), request, echo=echo)
         fitted = type(self).load(run_dir)
         self.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
         return self
@@ -252,6 +280,14 @@ class TaskModel:
         """What the service's ``GET /models`` shows: task, expected inputs, labels, plan summary."""
         return {"task": self.task_name, "inputs": self.input_kind}
 
+    def serve_predict(self, request: ServiceInput, workdir: Path) -> ServiceOutput:
+        """Predict one service request (the web service's ``POST /models/{name}/predict``)."""
+        raise InputError(self.task_name, "this model cannot be served yet")
+
+    def export_onnx(self, path: Path) -> dict[str, Any]:
+        """Write the whole pipeline that ONNX can express as one graph at ``path``; returns its metadata."""
+        raise InputError(self.task_name, "this model has no ONNX export", "predict with `medlearn predict`")
+
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, data: str | Path, name: str | None = None, n_boot: int | None = None,
                  **options: Any) -> dict[str, Any]:
@@ -264,6 +300,12 @@ class TaskModel:
     @property
     def plan(self) -> Plan:
         return self.plan_
+
+
+def _warnings_only(text: str = "", *_a: Any, **_k: Any) -> None:
+    """The engine's lines a quiet API call still prints: warnings and notes (undertrained, empty masks ...)."""
+    if str(text).startswith(("warning", "note")):
+        print(text, flush=True)
 
 
 def evaluation_name(data: str | Path) -> str:

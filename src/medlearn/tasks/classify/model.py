@@ -25,7 +25,7 @@ from medlearn.data.images import ImageMeta
 from medlearn.errors import InputError
 from medlearn.imaging.embed import embed_images
 from medlearn.io.artifact import Artifact
-from medlearn.tasks.base import TaskModel
+from medlearn.tasks.base import ServiceInput, ServiceOutput, TaskModel
 from medlearn.tasks.classify.data import resize_all
 from medlearn.tasks.classify.module import build_classifier_network
 from medlearn.tasks.classify.patient import (
@@ -49,6 +49,16 @@ class ReadImages:
     metas: list[ImageMeta | None]
     patients: np.ndarray | None
     warnings: list[str]
+    originals: list[np.ndarray]  # as read, before resizing to the model's input (for display)
+
+
+def _upsample(heat: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """A map ``(*S)`` at the model's input size, linearly resized to ``shape`` (the image as read)."""
+    if tuple(heat.shape) == tuple(shape):
+        return heat
+    mode = "bilinear" if heat.ndim == 2 else "trilinear"
+    t = torch.as_tensor(np.asarray(heat, np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=tuple(shape), mode=mode, align_corners=False)[0, 0].numpy()
 
 
 def from_raster(images: np.ndarray) -> np.ndarray:
@@ -162,9 +172,10 @@ class Classifier(TaskModel):
         from medlearn.imaging.ood import distribution_warning
 
         items = collect_images(inputs, series=series, each_series=each_series)
-        arrays, warnings, metas = [], [], []
+        arrays, warnings, metas, originals = [], [], [], []
         for item in items:
             array, meta = read_input(item)
+            originals.append(array)
             modality = meta.extra.get("modality") if meta is not None else None
             why = distribution_warning(array, self.extras_.get("intensity"), modality)
             if why:
@@ -174,7 +185,7 @@ class Classifier(TaskModel):
         patients = [item.patient_id for item in items]
         has_patients = any(p for p in patients)
         return ReadImages(np.stack(arrays).astype(np.float32), [item.name for item in items], metas,
-                          np.asarray([p or "" for p in patients]) if has_patients else None, warnings)
+                          np.asarray([p or "" for p in patients]) if has_patients else None, warnings, originals)
 
     def patient_probabilities(self, images: np.ndarray, proba: np.ndarray, patients: np.ndarray
                               ) -> tuple[list[str], np.ndarray]:
@@ -214,6 +225,39 @@ class Classifier(TaskModel):
         if patient_table is not None:
             written.append(write_text(out.with_name(out.stem + "_patients.csv"), patient_table.to_csv(index=False)))
         return written
+
+    def export_onnx(self, path: Path) -> dict[str, Any]:
+        """The whole pipeline (resize, normalisation, ensemble, flips, probabilities) as one ONNX graph."""
+        from medlearn.tasks.classify.export import export_classifier
+
+        return export_classifier(self.plan_, self.net_, path)
+
+    def serve_predict(self, request: ServiceInput, workdir: Path) -> ServiceOutput:
+        """Probabilities per uploaded image, its Grad-CAM map for the viewer (2D and 3D), and the CSV."""
+        from medlearn.explain import grad_cam
+        from medlearn.imaging.viewer import viewer_volume
+        from medlearn.tasks.classify.evaluate import predictions_table
+
+        read = self.read_inputs(request.files, series=request.options.get("series"))
+        x = self.normalise(read.images)
+        proba = _predict_proba(self.net_, x, self.plan_.task, tta=self.plan_.flip_tta)
+        heat = grad_cam(self.net_, torch.from_numpy(x)) if self.plan_.network.name != "mlp" else None
+        warnings = {w.split(":", 1)[0]: w.split(":", 1)[1].strip() for w in read.warnings}
+        results, viewer = [], []
+        for i, name in enumerate(read.ids):
+            row: dict[str, Any] = {"name": Path(name).name,
+                                   "probabilities": {c: float(p) for c, p in zip(self.classes_, proba[i], strict=True)},
+                                   "predicted": self.classes_[int(proba[i].argmax())]}
+            if name in warnings:
+                row["warning"] = warnings[name]
+            results.append(row)
+            original = read.originals[i]
+            shown = None if heat is None else _upsample(heat[i], original.shape[1:])  # the map on the image as read
+            viewer.append(viewer_volume(row["name"], original, shown, "heatmap",
+                                        spacing=read.metas[i].spacing if read.metas[i] is not None else None))
+        table = workdir / "predictions.csv"
+        predictions_table([Path(n).name for n in read.ids], proba, self.plan_).to_csv(table, index=False)
+        return ServiceOutput(results, [table], viewer)
 
     def explain(self, inputs: Sequence[str | Path], out_dir: str | Path, method: str = "gradcam",
                 limit: int = 64) -> list[Path]:

@@ -58,7 +58,11 @@ class ClassifyTask(Task):
         if fixed is not None and data.patient_ids is not None:  # a given split must not already leak patients
             assigned = fixed != ""
             check_grouping(fixed[assigned], data.patient_ids[assigned], data.source)
-        assignment = stratified_grouped(data.labels, data.patient_ids, fixed, seed=seed, source=data.source)
+        defaults = ClassificationPlan().data
+        assignment = stratified_grouped(data.labels, data.patient_ids, fixed,
+                                        val_fraction=request.override("data.val_fraction", defaults.val_fraction),
+                                        test_fraction=request.override("data.test_fraction", defaults.test_fraction),
+                                        seed=seed, source=data.source)
         if not (assignment == "val").any():
             raise InputError(data.source, "no validation images", "add val rows or more training images")
         if not (assignment == "train").any():

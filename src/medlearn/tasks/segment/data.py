@@ -1,30 +1,103 @@
-"""Training data: a cache of preprocessed cases and a random patch sampler over it.
+"""Segmentation data: the labelled dataset (read and checked), a cache of preprocessed cases and a
+random patch sampler over it.
 
-Cases are preprocessed once (:mod:`medlearn.tasks.segment.preprocess`) and saved as ``.npy`` in the
-run's ``cache/`` folder; training reads them memory-mapped, so large 3D datasets stream from disk
-and a resumed run skips preprocessing. Patches are cut in numpy (cheap) with nnU-Net's foreground
-oversampling (Isensee et al. 2021): a fraction of patches is centred on a random foreground voxel of
-a random class; the others on a random voxel inside the ROI (or anywhere without one).
+:func:`load_segmentation_data` reads an MSD / nnU-Net raw dataset (:mod:`medlearn.data.msd`) and
+refuses what cannot be learnt from (every mask empty) or, for evaluation, what the model cannot score
+(other channels or classes). Cases are preprocessed once (:mod:`medlearn.imaging.preprocess`) and
+saved as ``.npy`` in the run's cache folder; training reads them memory-mapped, so large 3D datasets
+stream from disk and a resumed run skips preprocessing. Patches are cut in numpy (cheap) with nnU-Net's
+foreground oversampling (Isensee et al. 2021): a fraction of patches is centred on a random foreground
+voxel of a random class; the others on a random voxel inside the ROI (or anywhere without one).
 Augmentation runs afterwards on whole batches in torch (:mod:`medlearn.tasks.segment.augment`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from medlearn.data.images import read_image
-from medlearn.data.msd import MSDCase, load_case_image
+from medlearn.data.images import ImageMeta, read_image
+from medlearn.data.msd import MSDCase, MSDDataset, check_msd_dataset, load_case_image, load_msd_dataset
+from medlearn.errors import InputError
+from medlearn.imaging.preprocess import PreprocessedCase, preprocess_case
+from medlearn.io import write_json
 from medlearn.tasks.segment.augment import flip_rotate_sample
 from medlearn.tasks.segment.plan import SegmentationPlan
-from medlearn.tasks.segment.preprocess import PreprocessedCase, preprocess_case
 
 _MAX_COORDS = 20_000  # sampled candidate centres kept per class per case
+
+
+@dataclass
+class SegmentationData:
+    """A labelled MSD dataset: its cases (``labelsTr`` present), warnings to print before training,
+    and the raw-image digests of the cases read so far (for "seen in training")."""
+
+    dataset: MSDDataset
+    cases: list[MSDCase]
+    warnings: list[str] = field(default_factory=list)
+    val_fraction: float | None = None  # train.val_fraction when the user set it (the split needs it first)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        return self.dataset.root
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cases]
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A short content hash of a raw image ``(C, *S)`` (as float32): equal pixels, equal digest."""
+    return hashlib.blake2b(np.ascontiguousarray(image, dtype=np.float32).tobytes(), digest_size=8).hexdigest()
+
+
+def load_segmentation_data(source: str | Path, plan: SegmentationPlan | None = None,
+                           overrides: dict[str, Any] | None = None) -> SegmentationData:
+    """Read and check the MSD dataset at ``source`` (every file; the first error raises one line).
+
+    Training (``plan`` None): a dataset whose every label mask is empty is refused (nothing to learn);
+    some empty masks give a warning. Evaluation (``plan``: the model's): the dataset must have the
+    model's channels and classes.
+    """
+    problems = check_msd_dataset(source)
+    for problem in problems:
+        if problem.severity == "error":
+            raise InputError(problem.source, problem.problem, problem.fix or None)
+    dataset = load_msd_dataset(source)
+    data = SegmentationData(dataset, list(dataset.training))
+    if plan is not None:
+        _check_compatible(dataset, plan)
+        return data
+    empty = [p.source for p in problems if p.severity == "warning" and "mask is empty" in p.problem]
+    if len(empty) == len(data.cases):
+        raise InputError(dataset.root / "labelsTr", f"every label mask is empty (background only, {len(empty)} "
+                         "case(s)): a model would learn nothing", "check the masks (a 0/255 export read as 0?) "
+                         "or add cases with the structures to segment")
+    if empty:
+        data.warnings.append(f"{len(empty)} of {len(data.cases)} label masks are empty (background only), e.g. "
+                             f"{empty[0]}: they teach the model little; check them if the structure is there")
+    fraction = (overrides or {}).get("train.val_fraction")
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
+        data.val_fraction = float(fraction)
+    return data
+
+
+def _check_compatible(dataset: MSDDataset, plan: SegmentationPlan) -> None:
+    source = dataset.root / "dataset.json"
+    if len(dataset.channel_names) != len(plan.channel_names):
+        raise InputError(source, f"has {len(dataset.channel_names)} channels, the model was trained on "
+                         f"{len(plan.channel_names)}", "evaluate on a dataset with the same channels")
+    if dataset.num_classes != plan.num_classes:
+        raise InputError(source, f"has {dataset.num_classes} classes, the model predicts {plan.num_classes}",
+                         "evaluate on a dataset with the same labels")
 
 
 @dataclass
@@ -37,14 +110,15 @@ class CachedCase:
     roi: np.ndarray | None  # (*spatial) bool
     fg_coords: dict[int, np.ndarray]  # class -> (N, ndim) voxel indices
     roi_coords: np.ndarray | None  # (N, ndim)
+    digest: str = ""  # of the raw image (:func:`image_digest`)
 
 
-def read_case(case: MSDCase, plan: SegmentationPlan) -> tuple[PreprocessedCase, object]:
-    """Read and preprocess one labelled case; returns it and the image's metadata."""
+def read_case(case: MSDCase, plan: SegmentationPlan) -> tuple[PreprocessedCase, ImageMeta, str]:
+    """Read and preprocess one labelled case; returns it, the image's metadata and its raw digest."""
     image, meta = load_case_image(case)
     label = read_image(case.label, dtype=None)[0][0] if case.label is not None else None
     roi = read_image(case.roi, dtype=None)[0][0] if case.roi is not None else None
-    return preprocess_case(case.name, image, meta.spacing, plan, label, roi), meta
+    return preprocess_case(case.name, image, meta.spacing, plan.preprocessing, label, roi), meta, image_digest(image)
 
 
 def _sample_coords(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,15 +136,17 @@ def build_cache(cases: list[MSDCase], plan: SegmentationPlan, cache_dir: Path, s
     out = []
     for case in cases:
         stem = cache_dir / case.name
-        done = stem.with_suffix(".json")
+        done = cache_dir / f"{case.name}.json"
         if not (done.exists() and json.loads(done.read_text()).get("key") == key):
-            pre, _ = read_case(case, plan)
+            pre, _, digest = read_case(case, plan)
             np.save(f"{stem}_image.npy", pre.image)
             np.save(f"{stem}_label.npy", pre.label)
             if pre.roi is not None:
                 np.save(f"{stem}_roi.npy", pre.roi)
-            done.write_text(json.dumps({"key": key, "has_roi": pre.roi is not None}))
-        has_roi = json.loads(done.read_text())["has_roi"]
+            # written last, atomically: a case counts as cached once its .json exists
+            write_json(done, {"key": key, "has_roi": pre.roi is not None, "digest": digest})
+        saved = json.loads(done.read_text())
+        has_roi = saved["has_roi"]
         image = np.load(f"{stem}_image.npy", mmap_mode="r")
         label = np.load(f"{stem}_label.npy", mmap_mode="r")
         roi = np.load(f"{stem}_roi.npy") if has_roi else None
@@ -78,7 +154,7 @@ def build_cache(cases: list[MSDCase], plan: SegmentationPlan, cache_dir: Path, s
         fg = {k: _sample_coords(lab == k, rng) for k in range(1, plan.num_classes)}
         fg = {k: v for k, v in fg.items() if len(v)}
         roi_coords = _sample_coords(roi, rng) if roi is not None else None
-        out.append(CachedCase(case.name, image, label, roi, fg, roi_coords))
+        out.append(CachedCase(case.name, image, label, roi, fg, roi_coords, saved.get("digest", "")))
     return out
 
 
@@ -158,3 +234,23 @@ class WholeCaseDataset(Dataset):
         weight = case.roi.astype(np.float32) if case.roi is not None else np.ones(case.label.shape, np.float32)
         return (torch.from_numpy(np.array(case.image, np.float32)), torch.from_numpy(np.array(case.label, np.int64)),
                 torch.from_numpy(weight))
+
+
+def patch_loader(cases: list[CachedCase], plan: SegmentationPlan, seed: int) -> DataLoader:
+    """One epoch = ``steps_per_epoch`` batches of random patches (single process: in-memory crops are cheap)."""
+    t = plan.train
+    dataset = PatchDataset(cases, t.patch_size, t.steps_per_epoch * t.batch_size, t.foreground_oversampling, seed,
+                           flip_rotate=t.augmentation != "none")
+    return DataLoader(dataset, batch_size=t.batch_size, num_workers=0, pin_memory=False)
+
+
+def whole_case_loader(cases: list[CachedCase]) -> DataLoader:
+    return DataLoader(WholeCaseDataset(cases), batch_size=1, num_workers=0)
+
+
+def random_batch(plan: SegmentationPlan, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch of the plan's size (image, label, weight) for timing steps: noise and random labels."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (plan.train.batch_size, *plan.train.patch_size)
+    image = torch.randn(plan.train.batch_size, plan.in_channels, *plan.train.patch_size, generator=gen)
+    return image, torch.randint(0, plan.num_classes, shape, generator=gen), torch.ones(shape)

@@ -1,108 +1,98 @@
-"""Segmentation metrics and post-processing.
+"""Segmentation evaluation of a model on labelled cases: per-case metrics, summaries with 95% CIs over
+cases (:mod:`medlearn.evaluation.segmentation`), pooled binary metrics and the post-processing choice.
 
-Per case and foreground class: Dice, IoU, HD95 and average surface distance (MONAI, in mm using the
-voxel spacing). For binary tasks additionally pooled-pixel AUC, F1 (= pooled Dice), sensitivity,
-specificity and accuracy, the usual retinal-vessel protocol (e.g. DRIVE, Staal et al. 2004). With a
-ROI mask only voxels inside it count. Label maps are ``(*S)`` integers, probabilities ``(K, *S)``.
+:func:`score_cases` predicts each case once (keeping only what the metrics and the report need: per-case
+metrics, pooled counts, and a few cases for overlays); :func:`split_metrics` turns that into one split's
+entry of ``metrics.json``::
+
+    {"cases": 4, "classes": {"vessel": {"dice": {"value", "ci95"}, "hd95": {...}, "iou", "asd"}},
+     "mean_dice": {"value", "ci95"}, "pooled": {"auc": {"value", "ci95"}, "f1": ...},   # binary tasks
+     "per_case": {"case_021": {"vessel": {"dice", "iou", "hd95", "asd"}}}}
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from scipy import ndimage
+
+from medlearn.data.images import read_image
+from medlearn.data.msd import MSDCase, load_case_image
+from medlearn.evaluation.segmentation import PooledBinary, case_metrics, summarise_cases
+from medlearn.tasks.segment.data import image_digest
+from medlearn.tasks.segment.postprocess import choose_postprocessing, keep_largest_component
+
+if TYPE_CHECKING:
+    from medlearn.tasks.segment.model import Segmenter
+
+N_OVERLAYS = 4
 
 
-def keep_largest_component(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """For each foreground class keep only its largest connected component (others -> background)."""
-    out = labels.copy()
-    for k in range(1, num_classes):
-        mask = labels == k
-        if not mask.any():
-            continue
-        comps, n = ndimage.label(mask)
-        if n <= 1:
-            continue
-        sizes = np.bincount(comps.ravel())
-        sizes[0] = 0
-        out[mask & (comps != int(np.argmax(sizes)))] = 0
+@dataclass
+class OverlayCase:
+    """What the report draws for one case: the raw image ``(C, *S)``, truth and prediction ``(*S)``."""
+
+    name: str
+    image: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+
+
+@dataclass
+class ScoredCases:
+    """Per-case results of one model on labelled cases (see the module docstring)."""
+
+    per_case: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    pooled: PooledBinary | None = None
+    overlays: list[OverlayCase] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
+    postprocessing: dict[str, Any] | None = None
+
+
+def score_cases(model: Segmenter, cases: list[MSDCase], choose: bool = False, n_overlays: int = N_OVERLAYS,
+                surface: bool = True) -> ScoredCases:
+    """Predict and score each case; with ``choose`` also decide the largest-component filter (on these
+    cases: call it with validation cases only) and score with the decision."""
+    plan = model.plan_
+    scored = ScoredCases(pooled=PooledBinary() if plan.num_classes == 2 else None)
+    filtered: dict[str, Any] = {}
+    for case in cases:
+        image, meta = load_case_image(case)
+        scored.digests[case.name] = image_digest(image)
+        roi = read_image(case.roi, dtype=None)[0][0] > 0 if case.roi is not None else None
+        truth = read_image(case.label, dtype=None)[0][0].astype(np.int64)
+        probs = model.probabilities(image, meta.spacing, roi, str(case.images[0]))
+        raw = model.labels_from_proba(probs, largest_component=False)
+        scored.per_case[case.name] = case_metrics(raw, truth, plan.num_classes, roi, meta.spacing, plan.label_names,
+                                                  surface)
+        lcc = None
+        if choose or model.postprocessing_.get("largest_component"):
+            lcc = keep_largest_component(raw, plan.num_classes)
+            filtered[case.name] = case_metrics(lcc, truth, plan.num_classes, roi, meta.spacing, plan.label_names,
+                                               surface=False)
+        if scored.pooled is not None:
+            scored.pooled.add(probs[1], truth, roi)
+        if len(scored.overlays) < n_overlays:
+            scored.overlays.append(OverlayCase(case.name, image, truth.astype(np.uint8), raw))
+        del probs
+    use_filter = bool(model.postprocessing_.get("largest_component"))
+    if choose and cases:
+        scored.postprocessing = choose_postprocessing(scored.per_case, filtered, plan.inference.largest_component)
+        use_filter = scored.postprocessing["largest_component"]
+    if use_filter:  # the filter changes overlap metrics; surface distances stay those of the raw map
+        for name, classes in filtered.items():
+            for cls, values in classes.items():
+                scored.per_case[name][cls].update({k: values[k] for k in ("dice", "iou")})
+        for item in scored.overlays:
+            item.prediction = keep_largest_component(item.prediction, plan.num_classes)
+    return scored
+
+
+def split_metrics(scored: ScoredCases, n_boot: int, seed: int) -> dict[str, Any]:
+    """One split's metrics with CIs (module docstring)."""
+    out: dict[str, Any] = {"cases": len(scored.per_case), **summarise_cases(scored.per_case, n_boot, seed)}
+    if scored.pooled is not None and len(scored.pooled):
+        out["pooled"] = scored.pooled.metrics(n_boot, seed)
+    out["per_case"] = scored.per_case
     return out
-
-
-def _surface_metrics(pred: np.ndarray, gt: np.ndarray, num_classes: int, spacing: tuple[float, ...]
-                     ) -> tuple[list[float], list[float]]:
-    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
-
-    p = torch.nn.functional.one_hot(torch.from_numpy(pred.astype(np.int64)), num_classes).movedim(-1, 0)[None]
-    g = torch.nn.functional.one_hot(torch.from_numpy(gt.astype(np.int64)), num_classes).movedim(-1, 0)[None]
-    spacing_list = [float(s) for s in spacing]
-    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal get_mask_edges argument
-        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
-        hd = compute_hausdorff_distance(p, g, include_background=False, percentile=95, spacing=spacing_list)
-        asd = compute_average_surface_distance(p, g, include_background=False, symmetric=True,
-                                               spacing=spacing_list)
-    return [float(v) for v in hd[0]], [float(v) for v in asd[0]]
-
-
-def case_metrics(pred: np.ndarray, gt: np.ndarray, num_classes: int, roi: np.ndarray | None = None,
-                 spacing: tuple[float, ...] | None = None, label_names: list[str] | None = None,
-                 surface: bool = True) -> dict[str, Any]:
-    """Dice, IoU (and HD95, ASD when ``surface``) per foreground class for one case.
-
-    ``pred``/``gt``: ``(*S)`` integer label maps; ``roi``: ``(*S)`` bool (outside -> background in both).
-    Empty prediction and empty truth give Dice 1; HD95/ASD are NaN when either is empty.
-    """
-    if roi is not None:
-        pred = np.where(roi, pred, 0)
-        gt = np.where(roi, gt, 0)
-    names = label_names or [f"label_{k}" for k in range(num_classes)]
-    out: dict[str, Any] = {}
-    hd, asd = ([math.nan] * (num_classes - 1),) * 2
-    if surface:
-        hd, asd = _surface_metrics(pred, gt, num_classes, spacing or (1.0,) * pred.ndim)
-    for k in range(1, num_classes):
-        p, g = pred == k, gt == k
-        inter, ps, gs = int(np.sum(p & g)), int(p.sum()), int(g.sum())
-        dice = 1.0 if ps + gs == 0 else 2 * inter / (ps + gs)
-        iou = 1.0 if ps + gs == 0 else inter / (ps + gs - inter)
-        out[names[k]] = {"dice": dice, "iou": iou,
-                         "hd95": hd[k - 1] if math.isfinite(hd[k - 1]) else math.nan,
-                         "asd": asd[k - 1] if math.isfinite(asd[k - 1]) else math.nan}
-    return out
-
-
-def pooled_binary_metrics(probabilities: list[np.ndarray], truths: list[np.ndarray],
-                          rois: list[np.ndarray | None], threshold: float = 0.5) -> dict[str, float]:
-    """Pooled-pixel metrics over all cases for a binary task.
-
-    ``probabilities``: foreground probability maps ``(*S)``; ``truths``: ``(*S)`` 0/1; ``rois``: bool or None.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.concatenate([p[r] if r is not None else p.ravel() for p, r in zip(probabilities, rois, strict=True)])
-    target = np.concatenate([(t[r] if r is not None else t.ravel()) > 0 for t, r in zip(truths, rois, strict=True)])
-    pred = scores >= threshold
-    tp = int(np.sum(pred & target))
-    tn = int(np.sum(~pred & ~target))
-    fp = int(np.sum(pred & ~target))
-    fn = int(np.sum(~pred & target))
-    auc = float(roc_auc_score(target, scores)) if 0 < target.sum() < target.size else math.nan
-    return {"auc": auc, "f1": 2 * tp / max(1, 2 * tp + fp + fn), "sensitivity": tp / max(1, tp + fn),
-            "specificity": tn / max(1, tn + fp), "accuracy": (tp + tn) / max(1, target.size),
-            "pixel_error": (fp + fn) / max(1, target.size)}
-
-
-def summarise(per_case: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean over cases of each class metric (NaN-aware)."""
-    summary: dict[str, dict[str, float]] = {}
-    for metrics in per_case.values():
-        for cls, values in metrics.items():
-            for name, value in values.items():
-                summary.setdefault(cls, {}).setdefault(name, [])  # type: ignore[arg-type]
-                summary[cls][name].append(value)  # type: ignore[union-attr]
-    return {cls: {name: float(np.nanmean(v)) if np.any(np.isfinite(v)) else math.nan
-                  for name, v in values.items()} for cls, values in summary.items()}

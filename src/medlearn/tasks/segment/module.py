@@ -15,10 +15,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from medlearn.imaging.predictor import SlidingWindowPredictor
 from medlearn.nets import build_network
 from medlearn.tasks.segment.augment import augment_batch
-from medlearn.tasks.segment.plan import SegmentationPlan, should_compile
-from medlearn.tasks.segment.predictor import SlidingWindowPredictor
+from medlearn.tasks.segment.plan import SegmentationPlan, planned_steps, should_compile
 
 
 class MeanLogits(torch.nn.Module):
@@ -106,11 +106,17 @@ class SegmentationModule(pl.LightningModule):
             return None
         return torch.channels_last if self.plan.ndim == 2 else torch.channels_last_3d
 
+    def use_training_layout(self) -> None:
+        """Put the network's weights in the plan's memory layout (what ``setup("fit")`` does, without
+        compiling: the engine's step timing uses it)."""
+        layout = self._layout()
+        if layout is not None:
+            self.net.to(memory_format=layout)
+
     def setup(self, stage: str) -> None:
         # before the strategy wraps the model: DDP's gradient buckets must see the final layout
-        layout = self._layout()
-        if stage == "fit" and layout is not None:
-            self.net.to(memory_format=layout)
+        if stage == "fit":
+            self.use_training_layout()
         if stage == "fit" and should_compile(self.plan.train):
             from medlearn.engine.compile import compiled_forward
 
@@ -124,11 +130,11 @@ class SegmentationModule(pl.LightningModule):
     def progress(self) -> float:
         """Fraction of the budget used: the larger of the step and wall-clock fractions."""
         t = self.plan.train
-        steps = self.global_step / max(1, t.max_epochs * t.steps_per_epoch)
-        if not t.max_time_minutes:
+        steps = self.global_step / max(1, planned_steps(t))
+        if not t.max_minutes:
             return min(1.0, steps)
         now = time.perf_counter() - (self._start or time.perf_counter()) + self.elapsed_before
-        return min(1.0, max(steps, now / (t.max_time_minutes * 60)))
+        return min(1.0, max(steps, now / (t.max_minutes * 60)))
 
     def on_train_start(self) -> None:
         self._start = time.perf_counter()

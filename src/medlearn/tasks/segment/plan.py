@@ -24,6 +24,9 @@ The rules follow nnU-Net (Isensee et al., Nat. Methods 2021) scaled to a CPU bud
 - optimiser Adam 1e-3 with polynomial decay over the time budget (30 min on CPU); an "epoch" (one
   validation + checkpoint) is 250 steps in 2D, 100 in 3D; the model is an exponential moving average
   of the weights (Polyak & Juditsky 1992) with a warm-up, so it suits short and long budgets alike;
+  before a new run the engine times a few steps here and warns when the budget buys fewer than 80% of
+  the steps the defaults' evidence made in it (``EVIDENCE_STEPS_PER_MINUTE``: DRIVE 2D ~7200 per member
+  in 30 min, 3D brain 637 in 15 min on this project's CPU);
 - datasets with fewer than SMALL_DATASET_CASES cases train the final model on the validation cases too
   (nnU-Net's "all" fold): DRIVE validation lost AUC .0021 / F1 .0095 when 4 of 16 training images were
   removed, so a 20% hold-out costs more than the unseen-case monitoring it buys; validation then reports
@@ -50,78 +53,64 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from medlearn.imaging.preprocess import PreprocessingSection
 from medlearn.nets.segmentation import SEGMENTATION_NETWORKS, required_divisor
-from medlearn.plan import Plan
+from medlearn.plan import NetworkSection, Plan, TrainSection, setting
 
 Normalization = Literal["zscore", "clahe", "ct", "none"]
 
 
 @dataclass
-class PreprocessingSection:
-    """How a case becomes the network's input (identical in training and prediction)."""
-
-    input_channels: list[int] = field(default_factory=list)
-    normalization: list[str] = field(default_factory=list)
-    ct_stats: list[list[float]] = field(default_factory=list)  # per channel: [lo, hi, mean, std]
-    target_spacing: list[float] = field(default_factory=list)
-    zero_outside_roi: bool = True
+class SegmentationNetwork(NetworkSection):
+    name: str = setting("unet", help=" | ".join(SEGMENTATION_NETWORKS))
+    channels: list[int] = setting(factory=lambda: [16, 32, 64, 128, 256], min=1, help="features per stage")
+    strides: list[int] = setting(factory=lambda: [2, 2, 2, 2], min=1, help="down-sampling per stage (1: none)")
+    dropout: float = setting(0.0, min=0, max=0.9, help="dropout (sa_unet: its DropBlock fraction)")
 
 
 @dataclass
-class NetworkSection:
-    name: str = "unet"
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
-    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
-    dropout: float = 0.0
-
-
-@dataclass
-class TrainSection:
-    patch_size: list[int] = field(default_factory=lambda: [128, 128])
-    batch_size: int = 8
+class SegmentationTrain(TrainSection):
+    patch_size: list[int] = setting(factory=lambda: [128, 128], min=8, help="training patch (voxels per axis)")
+    batch_size: int = setting(8, min=1, help="patches per step")
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: Literal["poly", "constant"] = "poly"
-    max_time_minutes: float | None = 30.0
-    max_epochs: int = 1000
-    steps_per_epoch: int = 250
-    patience: int | None = None
-    val_fraction: float = 0.2
+    lr: float = setting(1e-3, min=0, exclusive_min=True, help="initial learning rate")
+    weight_decay: float = setting(0.0, min=0)
+    lr_schedule: Literal["poly", "constant"] = setting("poly", help="poly: decay over the budget (steps or time)")
+    max_minutes: float | None = setting(30.0, min=0, exclusive_min=True,
+                                        help="wall-clock budget of the whole training (members share it)")
+    max_epochs: int = setting(1000, min=1, help="upper bound on epochs of steps_per_epoch steps")
+    steps_per_epoch: int = setting(250, min=1, help="steps between validations (and checkpoints)")
+    val_fraction: float = setting(0.2, min=0, max=0.9, help="cases held out for validation")
     # the model also learns from the validation cases (nnU-Net's "all" fold): a 20% hold-out is a large
     # loss for a few dozen cases. Validation then monitors and chooses post-processing on seen cases.
-    train_on_val_cases: bool = False
-    foreground_oversampling: float = 0.33
+    train_on_val_cases: bool = setting(False, help="members also train on the validation cases")
+    foreground_oversampling: float = setting(0.33, min=0, max=1, help="share of patches centred on foreground")
     augmentation: Literal["none", "light", "default", "strong"] = "default"
     loss: Literal["dice_ce", "ce", "dice"] = "dice_ce"
-    ema_decay: float | None = None  # exponential moving average of the weights (None: off)
+    ema_decay: float | None = setting(None, min=0, max=1, help="exponential moving average of the weights "
+                                                               "(None: off)")
     # which weights become the model: "final" (the end of the decayed schedule, as nnU-Net's
     # checkpoint_final) or "best_val" (the best validation Dice: a noisy pick with few validation cases)
-    checkpoint: Literal["final", "best_val"] = "final"
+    checkpoint: Literal["final", "best_val"] = setting("final", help="final | best_val (validation Dice)")
     # channels-last (NHWC / NDHWC) activations let oneDNN pick its fastest CPU convolutions:
     # ~10% (2D U-Net) to ~25% (3D) shorter training steps measured on this project's CPU
     memory_format: Literal["channels_last", "contiguous"] = "channels_last"
     # torch.compile of the training forward/backward: ~1.3x faster 2D U-Net steps on this project's CPU
     # after a ~45 s compile, so "auto" compiles only runs of >= COMPILE_MIN_STEPS planned steps
-    compile: Literal["auto", "on", "off"] = "auto"
-    # bf16: bfloat16 autocast of the CPU training forward (weights, optimiser and loss stay float32);
-    # an option, not a default (see the module docstring)
-    precision: Literal["bf16", "fp32"] = "fp32"
-    seed: int = 0
-    devices: int | None = None
-    # members with seeds seed..seed+n-1, logits averaged; side by side on CPU cores (one process per
-    # core group), one after another on a GPU or with DDP (each then gets its share of the time budget)
-    ensemble: int = 1
+    compile: Literal["auto", "on", "off"] = setting("auto", help="torch.compile the training step (auto: 2D runs "
+                                                                 "of >= 2000 planned steps)")
 
 
 @dataclass
 class InferenceSection:
-    whole_image_max_voxels: int = 2_000_000  # one fully convolutional pass when the image is smaller
-    overlap: float = 0.5
-    sw_batch_size: int = 4
-    mirror_tta: bool = False  # off on CPU: 4x (2D) / 8x (3D) the time
-    largest_component: Literal["auto", "on", "off"] = "auto"  # auto: decided on validation Dice
-    engine: Literal["onnx", "torch"] = "onnx"
+    whole_image_max_voxels: int = setting(2_000_000, min=0, help="one fully convolutional pass when the image "
+                                                                 "is smaller; else a sliding window")
+    overlap: float = setting(0.5, min=0, max=0.95, help="sliding-window overlap")
+    sw_batch_size: int = setting(4, min=1, help="windows per forward pass")
+    mirror_tta: bool = setting(False, help="average over mirrored inputs (off on CPU: 4x / 8x the time)")
+    largest_component: Literal["auto", "on", "off"] = setting("auto", help="keep each class's largest connected "
+                                                                           "component (auto: chosen on validation)")
+    engine: Literal["onnx", "torch"] = setting("onnx", help="onnx: ONNX Runtime (model.onnx), torch: PyTorch")
 
 
 @dataclass
@@ -129,14 +118,14 @@ class SegmentationPlan(Plan):
     """Everything a segmentation training does, editable with ``--set section.field=value``."""
 
     dataset: str = ""
-    ndim: int = 2
-    num_classes: int = 2
+    ndim: int = setting(2, min=2, max=3)
+    num_classes: int = setting(2, min=2)
     label_names: list[str] = field(default_factory=lambda: ["background", "foreground"])
     channel_names: list[str] = field(default_factory=list)
     file_ending: str = ".png"
     preprocessing: PreprocessingSection = field(default_factory=PreprocessingSection)
-    network: NetworkSection = field(default_factory=NetworkSection)
-    train: TrainSection = field(default_factory=TrainSection)
+    network: SegmentationNetwork = field(default_factory=SegmentationNetwork)
+    train: SegmentationTrain = field(default_factory=SegmentationTrain)
     inference: InferenceSection = field(default_factory=InferenceSection)
 
     @property
@@ -147,8 +136,8 @@ class SegmentationPlan(Plan):
     def divisor(self) -> int:
         return required_divisor(self.network.name, self.network.strides)
 
-    def validate(self) -> None:
-        """Raise InputError when fields contradict each other (after overrides)."""
+    def check(self) -> None:
+        """Refuse fields that contradict each other (after types and ranges), naming them."""
         from medlearn.errors import InputError
 
         if self.network.name not in SEGMENTATION_NETWORKS:
@@ -166,10 +155,8 @@ class SegmentationPlan(Plan):
         if self.train.train_on_val_cases and self.train.checkpoint == "best_val":
             raise InputError("train.checkpoint", "best_val needs unseen validation cases",
                              "use train.checkpoint=final or train.train_on_val_cases=false")
-        if self.train.ensemble < 1:
-            raise InputError("train.ensemble", "must be at least 1")
-        if not 0 <= self.train.foreground_oversampling <= 1:
-            raise InputError("train.foreground_oversampling", "must be between 0 and 1")
+        if len(self.label_names) != self.num_classes:
+            raise InputError("label_names", f"{len(self.label_names)} names for {self.num_classes} classes")
         schemes = get_args(Normalization)
         unknown = [n for n in self.preprocessing.normalization if n not in schemes]
         if unknown or len(self.preprocessing.normalization) != len(self.preprocessing.input_channels):
@@ -185,14 +172,34 @@ SMALL_DATASET_CASES = 50
 ENSEMBLE_MEMBERS = 2  # for small 2D datasets, when as many cores are free to train them side by side
 
 
-def should_compile(train: TrainSection) -> bool:
+# Steps per member and minute behind the measured defaults (this project's 2-core CPU, OMP passive): the
+# DRIVE default run (2D, two members side by side on one core each, 30 min) made 7215 / 7203 steps per
+# member for test AUC .9804 / F1 .8265; the 3D brain run (one member on both cores, 15 min) made 637
+# steps. A machine that buys fewer steps in the budget trains a weaker model (DRIVE on a CPU at half this
+# speed: ~3300 steps per member, test F1 .786), so the engine warns before training when it will be short.
+EVIDENCE_STEPS_PER_MINUTE = {2: 7200 / 30, 3: 637 / 15}
+
+
+def planned_steps(train: SegmentationTrain) -> int:
+    """Steps per member the schedule allows (``max_epochs * steps_per_epoch``)."""
+    return train.max_epochs * train.steps_per_epoch
+
+
+def evidence_steps(plan: SegmentationPlan) -> int:
+    """Steps per member the defaults' evidence made in this plan's budget (at most the schedule's steps)."""
+    t = plan.train
+    if t.max_minutes is None:
+        return planned_steps(t)
+    return min(planned_steps(t), max(1, round(EVIDENCE_STEPS_PER_MINUTE[plan.ndim] * t.max_minutes)))
+
+
+def should_compile(train: SegmentationTrain) -> bool:
     """Resolve ``train.compile``: "auto" compiles when the run is long enough to repay the compile time."""
     if train.compile != "auto":
         return train.compile == "on"
-    planned_steps = train.max_epochs * train.steps_per_epoch
-    long_budget = train.max_time_minutes is None or train.max_time_minutes >= 10
+    long_budget = train.max_minutes is None or train.max_minutes >= 10
     # measured for 2D only: a 3D compile took minutes on one core and its gain is unmeasured
-    return len(train.patch_size) == 2 and planned_steps >= COMPILE_MIN_STEPS and long_budget
+    return len(train.patch_size) == 2 and planned_steps(train) >= COMPILE_MIN_STEPS and long_budget
 
 
 CPU_PATCH_VOXELS = {2: 128 * 128, 3: 64 * 64 * 64}
@@ -289,10 +296,10 @@ def make_plan(fingerprint: dict[str, Any], dataset: str = "", network: str = "un
             target_spacing=[float(s) for s in fingerprint["median_spacing"]],
             zero_outside_roi=bool(fingerprint.get("has_roi", False)),
         ),
-        network=NetworkSection(name=network, channels=channels, strides=strides),
+        network=SegmentationNetwork(name=network, channels=channels, strides=strides),
         # 3D steps cost ~5x a 2D step on CPU: validate (and checkpoint) every 100 steps, not 250
-        train=TrainSection(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
-                           ema_decay=EMA_DECAY, train_on_val_cases=n_cases < SMALL_DATASET_CASES,
-                           augmentation="strong" if small_2d else "default", ensemble=ensemble),
+        train=SegmentationTrain(patch_size=patch, batch_size=int(batch), steps_per_epoch=250 if ndim == 2 else 100,
+                                ema_decay=EMA_DECAY, train_on_val_cases=n_cases < SMALL_DATASET_CASES,
+                                augmentation="strong" if small_2d else "default", ensemble=ensemble),
     )
     return plan
