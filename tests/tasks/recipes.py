@@ -54,7 +54,8 @@ def segment(folder: Path) -> Recipe:
 
     data = str(make_synthetic_dataset(folder / "ds", n_cases=3, size=32, roi=True, n_test=1))
     tiny = ["--set", "network.channels=[8,16,32]", "--set", "network.strides=[2,2]",
-            "--set", "train.patch_size=[32,32]", "--set", "train.batch_size=4", "--set", "train.steps_per_epoch=10", "--set", "train.max_epochs=2",
+            "--set", "train.patch_size=[32,32]", "--set", "train.batch_size=4", "--set", "train.steps_per_epoch=10",
+            "--set", "train.max_epochs=2",
             "--set", "train.ensemble=1", "--quiet", "--bootstrap", "20"]
     return Recipe([data, *tiny], [data], [data, "--bootstrap", "20"], slow=["--set", "train.max_epochs=30"],
                   predict_folder=True)
