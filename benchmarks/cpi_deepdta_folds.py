@@ -132,6 +132,7 @@ def main() -> None:
     name = f"cpi_deepdta_folds_{args.dataset}"
     if args.markdown_only:
         payload = json.loads((RESULTS / f"{name}.json").read_text())
+        payload["headline"] = headline(payload)
         write_results(name, payload, markdown(payload))
         return
     load_start = os.getloadavg()[0]
@@ -146,8 +147,19 @@ def main() -> None:
                "load_average_1min_at_start": round(load_start, 2), "plan": plan, "metrics": metrics,
                "environment": environment()}
     payload["targets_met"] = targets_met(payload)
+    payload["headline"] = headline(payload)
     write_results(name, payload, markdown(payload))
     print(markdown(payload))
+
+
+def headline(payload: dict) -> list[dict]:
+    """The README row: test CI / MSE with their CIs, the published DeepDTA, the goal."""
+    te, ds = payload["metrics"]["test"], payload["dataset"]
+    met = payload.get("targets_met")
+    return [{"task": "cpi", "benchmark": f"{ds.upper()} DeepDTA test fold",
+             "medlearn": f"CI {_with_ci(te['ci'])}, MSE {_with_ci(te['mse'])}, {payload['wall_seconds'] / 60:.1f} min",
+             "reference": f"DeepDTA {PUBLISHED[ds]['DeepDTA'][0]} / {PUBLISHED[ds]['DeepDTA'][1]}",
+             "goal met": "—" if met is None else ("yes" if met["all"] else "no")}]
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ class Recipe:
     evaluate: list[str]
     slow: list[str] = field(default_factory=list)
     predict_folder: bool = False
+    #: what the web service is sent: uploaded files, or JSON records / options
+    serve_files: list[str] = field(default_factory=list)
+    serve_json: dict = field(default_factory=dict)
+    #: False where the model keeps parts ONNX cannot hold (then export must refuse in one line)
+    exports: bool = True
 
 
 def classify(folder: Path) -> Recipe:
@@ -35,8 +40,12 @@ def classify(folder: Path) -> Recipe:
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = make_images(n, seed=k)
     np.savez(folder / "tiny.npz", **arrays)
     data = str(folder / "tiny.npz")
+    from PIL import Image
+
+    Image.fromarray(arrays["test_images"][0]).save(folder / "upload.png")
     return Recipe([data, *FAST], [data], [data, "--bootstrap", "20"],
-                  slow=["--set", "train.max_epochs=300", "--set", "train.patience=null"])
+                  slow=["--set", "train.max_epochs=300", "--set", "train.patience=null"],
+                  serve_files=[str(folder / "upload.png")])
 
 
 def generate(folder: Path) -> Recipe:
@@ -46,7 +55,8 @@ def generate(folder: Path) -> Recipe:
     tiny = ["--set", "train.max_epochs=2", "--set", "network.hidden=32", "--set", "network.layers=1",
             "--set", "eval_samples=30", "--set", "train.batch_size=16", "--bootstrap", "20", "--quiet"]
     return Recipe([csv, *tiny], ["-n", "10"], [csv, "--bootstrap", "20"],
-                  slow=["--set", "train.max_epochs=400", "--set", "train.patience=null"])
+                  slow=["--set", "train.max_epochs=400", "--set", "train.patience=null"],
+                  serve_json={"options": {"n": 5}}, exports=False)
 
 
 def segment(folder: Path) -> Recipe:
@@ -57,8 +67,9 @@ def segment(folder: Path) -> Recipe:
             "--set", "train.patch_size=[32,32]", "--set", "train.batch_size=4", "--set", "train.steps_per_epoch=10",
             "--set", "train.max_epochs=2",
             "--set", "train.ensemble=1", "--quiet", "--bootstrap", "20"]
+    upload = next((Path(data) / "imagesTs").iterdir())
     return Recipe([data, *tiny], [data], [data, "--bootstrap", "20"], slow=["--set", "train.max_epochs=30"],
-                  predict_folder=True)
+                  predict_folder=True, serve_files=[str(upload)])
 
 
 def qsar(folder: Path) -> Recipe:
@@ -71,7 +82,8 @@ def qsar(folder: Path) -> Recipe:
     csv = str(folder / "mols.csv")
     return Recipe([csv, "--target", "logp", "--set", "network.name=dnn", "--set", "train.max_epochs=3",
                    "--bootstrap", "20", "--quiet"], [csv], [csv, "--bootstrap", "20"],
-                  slow=["--set", "train.max_epochs=400", "--set", "train.patience=null"])
+                  slow=["--set", "train.max_epochs=400", "--set", "train.patience=null"],
+                  serve_json={"records": [{"smiles": "CCO"}, {"smiles": "c1ccccc1O"}]})
 
 
 def cpi(folder: Path) -> Recipe:
@@ -89,7 +101,8 @@ def cpi(folder: Path) -> Recipe:
             "--set", "network.tower_hidden=16", "--set", "network.kmer_pca=4", "--set", "train.batch_size=8",
             "--set", "train.ensemble=2", "--quiet", "--bootstrap", "20"]
     return Recipe([csv, *tiny], [csv], [csv, "--bootstrap", "20"],
-                  slow=["--set", "train.max_epochs=300", "--set", "train.patience=null"])
+                  slow=["--set", "train.max_epochs=300", "--set", "train.patience=null"],
+                  serve_json={"records": [{"smiles": smiles[0], "sequence": proteins[0]}]})
 
 
 RECIPES: dict[str, Callable[[Path], Recipe]] = {"classify": classify, "segment": segment, "qsar": qsar, "cpi": cpi,

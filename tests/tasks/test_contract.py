@@ -112,6 +112,32 @@ def test_a_model_file_that_would_run_code_is_refused(trained: tuple[str, Any, Pa
     assert not marker.exists()
 
 
+def test_the_model_serves_and_exports(trained: tuple[str, Any, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from medlearn.serve import create_app
+    from medlearn.serve.models import load_models
+
+    name, recipe, run = trained
+    client = TestClient(create_app(load_models([run])))
+    listed = client.get("/models").json()["models"]
+    assert listed[0]["task"] == name and listed[0]["servable"]
+    url = f"/models/{listed[0]['name']}/predict"
+    if recipe.serve_files:
+        files = [("files", (f"f{i}", Path(f).read_bytes())) for i, f in enumerate(recipe.serve_files)]
+        response = client.post(url, files=files)
+    else:
+        response = client.post(url, json=recipe.serve_json)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["results"] and response.json()["files"]
+    code = cli_exit_code(["export", run, "-o", tmp_path / "m.onnx"])
+    if recipe.exports:
+        assert code == 0 and (tmp_path / "m.onnx").stat().st_size > 0
+    else:
+        assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def _kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)

@@ -18,7 +18,6 @@ n_test = the rest, n the valid molecules.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,10 +26,10 @@ import numpy as np
 from medlearn.chem.data import MoleculeTable, parse_smiles
 from medlearn.data.splits import (
     DEFAULT_FRACTIONS,
-    SPLITS,
     Splits,
     balanced_groups,
     random_fractions,
+    read_split_file,
     stratified_interleaved,
 )
 from medlearn.errors import InputError
@@ -73,25 +72,7 @@ def read_molecule_split(path: str | Path, table: MoleculeTable, unit: str = "mol
     Rows the table dropped as invalid SMILES are skipped; any other unknown row, a missing split, or a
     row in two splits stops with one line naming the file.
     """
-    path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read split file ({exc})", "give a JSON with train/val/test row lists") from exc
-    if not isinstance(spec, dict):
-        raise InputError(path, f"a split file must be a mapping of train/val/test lists, got a {type(spec).__name__}",
-                         'e.g. {"train": [...], "val": [...], "test": [...]}')
-    missing = [k for k in SPLITS if k not in spec]
-    if missing:
-        raise InputError(path, f"split file lacks {', '.join(missing)}", "it needs train, val and test row lists")
-    parts = {}
-    for name in SPLITS:
-        rows = spec[name]
-        if not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
-            raise InputError(path, f"'{name}' must be a list of CSV row numbers")
-        parts[name] = table.positions_of_rows(rows, what=f"split file {path.name} ({name})")
-    seed = spec.get("seed", 0)
-    return Splits.from_parts(list(table.rows), parts, seed if isinstance(seed, int) else 0, unit, str(path))
+    return read_split_file(path, [int(r) for r in table.rows], unit, rows_only=True, dropped=set(table.invalid_rows))
 
 
 def split_molecules(table: MoleculeTable, kind: str, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,

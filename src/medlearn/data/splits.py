@@ -21,7 +21,7 @@ run and reused on ``--resume`` (as nnU-Net's ``splits_final.json``). Strategies:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +91,14 @@ def _plain_id(item: Any) -> Any:
     return item.item() if isinstance(item, np.generic) else item
 
 
-def read_split_file(path: str | Path, ids: Sequence[Any], unit: str = "item", rows_only: bool = False) -> Splits:
+def read_split_file(path: str | Path, ids: Sequence[Any], unit: str = "item", rows_only: bool = False,
+                    dropped: Collection[int] = ()) -> Splits:
     """Read ``{"train": [...], "val": [...], "test": [...]}`` of ids or 0-based row numbers.
 
-    ``rows_only``: entries are row numbers of the source table even when they look like names (the
-    shared QSAR split files). Rows a table dropped as invalid may be named and are skipped only when
-    ``ids`` holds the surviving rows' numbers. A list instead of a mapping, an unknown id, or an id
-    in two splits stops with one line naming the file.
+    ``rows_only``: the shared QSAR split files — every split present, entries are row numbers of the source
+    table (``ids`` are the rows a table kept), other keys are the file's description; rows in ``dropped``
+    (e.g. invalid SMILES) may be named and are skipped. A list instead of a mapping, an unknown id or row,
+    a misnamed split, or an id in two splits stops with one line naming the file.
     """
     path = Path(path)
     try:
@@ -107,9 +108,14 @@ def read_split_file(path: str | Path, ids: Sequence[Any], unit: str = "item", ro
     if not isinstance(spec, dict):
         raise InputError(path, f"a split file must be a mapping of train/val/test lists, got a {type(spec).__name__}",
                          'e.g. {"train": [...], "val": [...], "test": [...]}')
-    unknown = sorted(set(spec) - {*SPLITS, "format", "seed", "unit"})
-    if unknown:
-        raise InputError(path, f"unknown split name(s) {unknown}", "use train, val and test")
+    if rows_only:
+        missing = [k for k in SPLITS if k not in spec]
+        if missing:
+            raise InputError(path, f"split file lacks {', '.join(missing)}", "it needs train, val and test row lists")
+    else:
+        unknown = sorted(set(spec) - {*SPLITS, "format", "seed", "unit"})
+        if unknown:
+            raise InputError(path, f"unknown split name(s) {unknown}", "use train, val and test")
     by_name = {str(_plain_id(name)): i for i, name in enumerate(ids)}
     assignment = np.full(len(ids), "", dtype=object)
     for split in SPLITS:
@@ -117,10 +123,17 @@ def read_split_file(path: str | Path, ids: Sequence[Any], unit: str = "item", ro
         if not isinstance(entries, list):
             raise InputError(path, f"'{split}' must be a list of ids or row numbers")
         for item in entries:
-            if rows_only or isinstance(item, int) and str(item) not in by_name:
-                idx = by_name.get(str(item)) if rows_only else item
-                if rows_only and idx is None:
+            if rows_only:
+                if not isinstance(item, int) or isinstance(item, bool):
+                    raise InputError(path, f"'{split}' must be a list of CSV row numbers")
+                idx = by_name.get(str(item))
+                if idx is None and item in dropped:
                     continue  # a row the table dropped (e.g. an invalid SMILES)
+                if idx is None:
+                    raise InputError(path, f"'{split}' refers to row {item}, which is not in the table",
+                                     "is the split file made for this CSV?")
+            elif isinstance(item, int) and not isinstance(item, bool) and str(item) not in by_name:
+                idx = item
             else:
                 idx = by_name.get(str(item))
             if idx is None or not isinstance(idx, int) or not 0 <= idx < len(ids):
@@ -130,7 +143,8 @@ def read_split_file(path: str | Path, ids: Sequence[Any], unit: str = "item", ro
                 raise InputError(path, f"{item!r} is in both '{assignment[idx]}' and '{split}'",
                                  "give each item a single split")
             assignment[idx] = split
-    return Splits(list(ids), assignment, int(spec.get("seed", 0) or 0), unit)
+    seed = spec.get("seed", 0)
+    return Splits(list(ids), assignment, seed if isinstance(seed, int) and not isinstance(seed, bool) else 0, unit)
 
 
 # -- strategies ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 
 from medlearn.evaluation.bootstrap import ci_entry, count_chunks
 from medlearn.evaluation.classification import weighted_auc
-from medlearn.evaluation.regression import as_2d, task_mean
+from medlearn.evaluation.regression import as_2d, masked_tasks, task_mean
 
 __all__ = ["binary_scores", "multitask_binary_metrics", "weighted_average_precision"]
 
@@ -89,13 +89,8 @@ def multitask_binary_metrics(y_true: Any, score: Any, task_names: Sequence[str] 
         ``{"roc_auc", "pr_auc", "n", "tasks_scored", "per_task": {name: {"roc_auc", "pr_auc", "n",
         "positives"[, "skipped"]}}, "bootstrap"}``.
     """
-    y, s = as_2d(y_true), as_2d(score)
-    if y.shape != s.shape:
-        raise ValueError(f"y_true {y.shape} and score {s.shape} differ in shape")
+    y, s, y0, s0, labelled, names = masked_tasks(y_true, score, task_names)
     n, t = y.shape
-    names = list(task_names) if task_names is not None else [f"task{j}" for j in range(t)]
-    labelled = ~np.isnan(y)
-    y0, s0 = np.where(labelled, y, 0.0), np.where(labelled, s, 0.0)
     scorable = [j for j in range(t) if len(np.unique(y[labelled[:, j], j])) == 2]
     metrics = {"roc_auc": weighted_auc, "pr_auc": weighted_average_precision}
     point = {j: {k: f(y0[:, j], s0[:, j], labelled[None, :, j].astype(np.float64))[0] for k, f in metrics.items()}

@@ -45,6 +45,18 @@ def _weighted_task(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, np.
                 "r2": np.where(defined, 1.0 - sse / np.where(defined, sst, 1.0), np.nan)}
 
 
+def masked_tasks(y_true: Any, y_pred: Any, task_names: Sequence[str] | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``(N, T)`` labels and predictions checked for shape, the same with missing labels zeroed (a weight 0
+    must not meet a NaN), the ``(N, T)`` labelled mask and the T task names."""
+    y, p = as_2d(y_true), as_2d(y_pred)
+    if y.shape != p.shape:
+        raise ValueError(f"y_true {y.shape} and predictions {p.shape} differ in shape")
+    names = list(task_names) if task_names is not None else [f"task{j}" for j in range(y.shape[1])]
+    labelled = ~np.isnan(y)
+    return y, p, np.where(labelled, y, 0.0), np.where(labelled, p, 0.0), labelled, names
+
+
 def task_mean(stack: np.ndarray) -> np.ndarray:
     """``(B, T) -> (B,)``: the mean over tasks of the finite entries (NaN where a row has none)."""
     return nanmean(stack, axis=1)
@@ -81,14 +93,9 @@ def regression_metrics(y_true: Any, y_pred: Any, task_names: Sequence[str] | Non
         ``{"rmse", "mae", "r2", "n", "per_task": {name: {"rmse", "mae", "r2", "n"}}, "bootstrap"}``; a task
         without labels is left out of ``per_task`` and of the means.
     """
-    y, p = as_2d(y_true), as_2d(y_pred)
-    if y.shape != p.shape:
-        raise ValueError(f"y_true {y.shape} and y_pred {p.shape} differ in shape")
+    y, p, y0, p0, labelled, names = masked_tasks(y_true, y_pred, task_names)
     n, t = y.shape
-    names = list(task_names) if task_names is not None else [f"task{j}" for j in range(t)]
-    labelled = ~np.isnan(y)
     tasks = [j for j in range(t) if labelled[:, j].any()]
-    y0, p0 = np.where(labelled, y, 0.0), np.where(labelled, p, 0.0)  # weight 0 must not meet a NaN
     point = {j: _weighted_task(y0[:, j], p0[:, j], labelled[None, :, j].astype(np.float64)) for j in tasks}
     boot: dict[int, dict[str, list[np.ndarray]]] = {j: {k: [] for k in REGRESSION_METRICS} for j in tasks}
     if n_boot > 0 and n:

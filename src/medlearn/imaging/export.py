@@ -23,17 +23,19 @@ from medlearn.io import atomic_path
 OPSET = 18
 
 
-def export_pipeline(module: torch.nn.Module, example: torch.Tensor, path: str | Path, *, input_name: str,
-                    output_names: Sequence[str], dynamic_axes: dict[str, dict[int, str]],
-                    metadata: dict[str, Any]) -> dict[str, str]:
-    """Export ``module(example)`` as ONNX (TorchScript-based exporter, opset 18) with ``metadata``;
+def export_pipeline(module: torch.nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], path: str | Path, *,
+                    input_name: str | Sequence[str], output_names: Sequence[str],
+                    dynamic_axes: dict[str, dict[int, str]], metadata: dict[str, Any]) -> dict[str, str]:
+    """Export ``module(*example)`` as ONNX (TorchScript-based exporter, opset 18) with ``metadata``;
     atomic. Returns the metadata as written (strings)."""
     import onnx
 
     module = module.eval()
     props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     with atomic_path(path) as tmp, torch.no_grad():
-        torch.onnx.export(module, (example,), str(tmp), input_names=[input_name], output_names=list(output_names),
+        inputs = example if isinstance(example, tuple) else (example,)
+        names = [input_name] if isinstance(input_name, str) else list(input_name)
+        torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=list(output_names),
                           dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
         graph = onnx.load(str(tmp))
         del graph.metadata_props[:]
@@ -58,10 +60,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def run_exported(path: str | Path, array: np.ndarray) -> list[np.ndarray]:
-    """Run an exported graph on one input array with onnxruntime alone (what a deployment does)."""
+def run_exported(path: str | Path, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Run an exported graph on its input arrays (in order) with onnxruntime alone (what a deployment does)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: np.ascontiguousarray(array, dtype=np.float32)})
+    feeds = {}
+    for spec, array in zip(session.get_inputs(), arrays, strict=True):
+        dtype = np.int64 if "int64" in spec.type else np.float32
+        feeds[spec.name] = np.ascontiguousarray(array, dtype=dtype)
+    return session.run(None, feeds)

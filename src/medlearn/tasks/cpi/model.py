@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from medlearn.errors import InputError
 from medlearn.io.artifact import Artifact
-from medlearn.tasks.base import TaskModel
+from medlearn.tasks.base import ServiceInput, ServiceOutput, TaskModel
 from medlearn.tasks.cpi.data import InteractionTable
 from medlearn.tasks.cpi.encode import AMINO_ACIDS, apply_kmer_projection, encode_strings, kmer_features
 from medlearn.tasks.cpi.nets import DeepDTA
@@ -158,11 +159,80 @@ class AffinityModel(TaskModel):
         """Predictions ``(N,)`` for aligned lists of SMILES and protein sequences."""
         if len(smiles) != len(sequences):
             raise ValueError(f"{len(smiles)} SMILES but {len(sequences)} sequences")
+        return self.predict_table(self._pairs_table(smiles, sequences))
+
+    def serve_predict(self, request: ServiceInput, workdir: Path) -> ServiceOutput:
+        """Records ``{"smiles", "sequence"}``: the predicted affinity (or probability) of each pair, the members'
+        spread for an ensemble, and the CSV."""
+        import pandas as pd
+
+        from medlearn.chem.data import parse_smiles
+
+        records = request.records or []
+        if not records:
+            raise InputError("records", "no pairs", 'send {"records": [{"smiles": "CCO", "sequence": "MKT..."}]}')
+        rows, ok = [], []
+        for r in records:
+            smiles, sequence = str(r.get("smiles", "")).strip(), str(r.get("sequence", "")).strip().upper()
+            row: dict[str, Any] = {"smiles": smiles, "sequence": sequence[:20] + ("..." if len(sequence) > 20 else "")}
+            if parse_smiles(smiles) is None:
+                row["error"] = "SMILES does not parse"
+            elif not sequence.isalpha():
+                row["error"] = "the sequence must be one-letter residues"
+            else:
+                ok.append((len(rows), smiles, sequence))
+            rows.append(row)
+        if ok:
+            members = self.predict_members(self._pairs_table([s for _, s, _ in ok], [q for _, _, q in ok]))
+            for (i, _, _), mean, std in zip(ok, members.mean(0), members.std(0), strict=True):
+                rows[i]["prediction"] = float(mean)
+                if len(self.nets_) > 1:
+                    rows[i]["prediction_std"] = float(std)
+        table = Path(workdir) / "predictions.csv"
+        pd.DataFrame(rows).to_csv(table, index=False)
+        return ServiceOutput(rows, [table])
+
+    def _pairs_table(self, smiles: Sequence[str], sequences: Sequence[str]) -> InteractionTable:
         s_u, d = np.unique(np.asarray(smiles, dtype=str), return_inverse=True)
         q_u, p = np.unique(np.asarray([q.strip().upper() for q in sequences], dtype=str), return_inverse=True)
-        table = InteractionTable(list(s_u), list(q_u), d.reshape(-1), p.reshape(-1), np.full(len(smiles), np.nan),
-                                 np.arange(len(smiles)))
-        return self.predict_table(table)
+        return InteractionTable(list(s_u), list(q_u), d.reshape(-1), p.reshape(-1), np.full(len(smiles), np.nan),
+                                np.arange(len(smiles)))
+
+    def export_onnx(self, path: str | Path) -> dict[str, Any]:
+        """The ensemble as one ONNX graph on encoded pairs: inputs ``compounds`` (fingerprints / token ids) and
+        ``proteins`` (k-mer PCA scores / residue ids), one row per pair; output the mean prediction. Encoding
+        (RDKit fingerprints, k-mer counts and their PCA) stays in Python (``encode_compounds``/``encode_proteins``)."""
+        from medlearn import __version__
+        from medlearn.imaging.export import export_pipeline
+
+        model = self
+
+        class PairEnsemble(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.members = torch.nn.ModuleList(model.nets_)
+
+            def forward(self, compounds: torch.Tensor, proteins: torch.Tensor) -> torch.Tensor:
+                index = torch.arange(compounds.shape[0])
+                total = None
+                for net in self.members:
+                    raw = net(compounds, proteins, index, index)
+                    out = torch.sigmoid(raw) if model.task_ == "classification" else raw * model.y_std_ + model.y_mean_
+                    total = out if total is None else total + out
+                return total / len(self.members)
+
+        example = self._pairs_table(["CCO"], ["MKTAYIAKQR"])
+        comps = torch.as_tensor(encode_compounds(self.plan_, example.smiles, self.alphabet_))
+        prots = torch.as_tensor(encode_proteins(self.plan_, example.sequences, self.kmer_projection_))
+        n = self.plan_.network
+        metadata = {"medlearn_version": __version__, "task": "cpi", "prediction": self.task_,
+                    "compound_encoding": n.compound, "protein_encoding": n.protein, "ensemble": len(self.nets_),
+                    "not_in_graph": "compound and protein encoding (RDKit Morgan counts, k-mer counts + PCA)",
+                    "plan": self.plan_.to_dict()}
+        return export_pipeline(PairEnsemble(), (comps, prots), path, input_name=["compounds", "proteins"],
+                               output_names=["prediction"],
+                               dynamic_axes={"compounds": {0: "pairs"}, "proteins": {0: "pairs"},
+                                             "prediction": {0: "pairs"}}, metadata=metadata)
 
     def predict_files(self, inputs: Sequence[str | Path] | str | Path, out: str | Path,
                       smiles_column: str | None = None, sequence_column: str | None = None,

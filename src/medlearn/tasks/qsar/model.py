@@ -32,7 +32,7 @@ import numpy as np
 from medlearn.chem.featurize import DescriptorScaler, tanimoto_max_similarity
 from medlearn.errors import InputError
 from medlearn.io.artifact import Artifact
-from medlearn.tasks.base import TaskModel
+from medlearn.tasks.base import ServiceInput, ServiceOutput, TaskModel
 from medlearn.tasks.qsar.features import Featurizer
 from medlearn.tasks.qsar.members import QSARMember, member_from_artifact, predict_member
 from medlearn.tasks.qsar.plan import NEURAL, QSARPlan
@@ -43,6 +43,12 @@ UNCERTAINTY = {
     "trees": "standard deviation over the forest's per-tree predictions",
     "none": "this model gives no uncertainty (NaN)",
 }
+
+
+#: nearest-neighbour Tanimoto similarity (Morgan bits) below which a molecule is flagged outside the
+#: applicability domain: a conventional cut for ECFP4-like bits (pairs below ~0.3 are rarely close analogues),
+#: not tuned on any benchmark; the similarity itself is always reported
+DOMAIN_SIMILARITY = 0.3
 
 
 def uncertainty_kind(members: Sequence[QSARMember]) -> str:
@@ -205,6 +211,74 @@ class QSARModel(TaskModel):
                                   axis=1)[:, :n_bits]
             out[valid] = tanimoto_max_similarity(query, train)
         return out
+
+    def serve_predict(self, request: ServiceInput, workdir: Path) -> ServiceOutput:
+        """Records ``{"smiles": ...}``: per molecule its predictions and uncertainty per target, the nearest
+        training similarity and the applicability-domain flag (in: >= :data:`DOMAIN_SIMILARITY`), and the CSV."""
+        import pandas as pd
+
+        records = request.records or []
+        smiles = [str(r.get("smiles", "")).strip() for r in records]
+        if not smiles:
+            raise InputError("records", "no molecules", 'send {"records": [{"smiles": "CCO"}, ...]}')
+        _, valid = self._valid(smiles)
+        mean, std = self.predict_with_uncertainty(smiles)
+        domain = self.applicability_domain(smiles)
+        results = []
+        for i, s in enumerate(smiles):
+            row: dict[str, Any] = {"smiles": s, "valid": bool(valid[i])}
+            if valid[i]:
+                for j, target in enumerate(self.targets_):
+                    row[f"{target}_pred"] = float(mean[i, j])
+                    if np.isfinite(std[i, j]):
+                        row[f"{target}_std"] = float(std[i, j])
+                row["nearest_training_similarity"] = float(domain[i])
+                row["applicability_domain"] = "in" if domain[i] >= DOMAIN_SIMILARITY else "out"
+            else:
+                row["error"] = "SMILES does not parse"
+            results.append(row)
+        table = Path(workdir) / "predictions.csv"
+        pd.DataFrame(results).to_csv(table, index=False)
+        return ServiceOutput(results, [table])
+
+    def export_onnx(self, path: str | Path) -> dict[str, Any]:
+        """The DNN members (averaged) as one ONNX graph on their input features; RDKit featurisation and
+        descriptor normalisation stay in Python (metadata says how). Forests, boosting and the D-MPNN have no
+        ONNX export here: refused in one line."""
+        import torch
+
+        from medlearn import __version__
+        from medlearn.imaging.export import export_pipeline
+
+        others = sorted({m.kind for m in self.members_ if m.kind != "dnn"})
+        if others:
+            raise InputError("export", f"this model keeps {', '.join(others)} members, which have no ONNX export "
+                             "(only the DNN does)", "train with --set network.name=dnn to export, or predict with "
+                             "`medlearn qsar predict`")
+
+        class DNNEnsemble(torch.nn.Module):
+            def __init__(self, modules: list[torch.nn.Module]) -> None:
+                super().__init__()
+                self.members = torch.nn.ModuleList(modules)
+
+            def forward(self, features: torch.Tensor) -> torch.Tensor:
+                out = self.members[0].predict_values(features)
+                for m in self.members[1:]:
+                    out = out + m.predict_values(features)
+                return out / len(self.members)
+
+        modules = [m.predictor.eval() for m in self.members_]
+        width = int(self.members_[0].dims["in_dim"])
+        spec = self.featurizer_.spec
+        metadata = {"medlearn_version": __version__, "task": "qsar", "task_type": self.task_type_,
+                    "targets": self.targets_, "features": spec.key(), "input_width": width,
+                    "input": "medlearn's DNN view of the features: Morgan counts log1p-scaled, RDKit descriptors "
+                             "quantile-normalised on the training rows (medlearn.tasks.qsar.features.Featurizer)",
+                    "not_in_graph": "featurisation (RDKit) and descriptor normalisation", "plan": self.plan_.to_dict()}
+        return export_pipeline(DNNEnsemble(modules), torch.zeros(1, width), path, input_name="features",
+                               output_names=["predictions"], dynamic_axes={"features": {0: "batch"},
+                                                                          "predictions": {0: "batch"}},
+                               metadata=metadata)
 
     def predict_files(self, inputs: str | Path | Sequence[str | Path], out: str | Path,
                       smiles_column: str | None = None, echo: Any = print) -> list[Path]:
