@@ -117,3 +117,20 @@ def test_check_class_folders_reports_each_bad_file(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "b" / "rgb.png")
     text = "\n".join(str(p) for p in check_dataset(tmp_path))
     assert "bad.png" in text and "rgb.png" in text and "channel" in text
+
+
+def test_data_check_warns_about_a_cohort_too_small_for_a_patient_split(tmp_path) -> None:
+    """12 images of 6 patients: it trains (the split falls back to whole patients), and check says why it is noisy."""
+    import numpy as np
+    from PIL import Image
+
+    from medlearn.data.check import check_dataset
+
+    rows = ["image,label,patient_id"]
+    for i in range(12):
+        Image.fromarray(np.full((8, 8), 20 * i, np.uint8)).save(tmp_path / f"i{i}.png")
+        rows.append(f"i{i}.png,{i % 2},p{i // 2 * 2 + i % 2}")
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    problems = check_dataset(tmp_path / "t.csv")
+    warning = [p for p in problems if "patient(s) of class" in p.problem]
+    assert warning and warning[0].severity == "warning" and "noisy" in warning[0].problem

@@ -33,6 +33,9 @@ class StepTiming:
     batch: Any
     steps_wanted: int
     fixed_steps: bool = True
+    #: how much faster the real step is than the one timed (e.g. a compiled step timed eagerly, since
+    #: compiling just to time would cost more than it measures)
+    speedup: float = 1.0
 
 
 def measure_step_seconds(module_factory: Callable[[], Any], batch: Any, threads: int,

@@ -121,7 +121,7 @@ def time_plan(task: Task, plan: Any, data: Any, splits: Any, overrides: dict[str
     if timing is None:
         return None
     layout = member_layout(len(task.member_specs(plan)), plan.train.devices)
-    seconds = measure_step_seconds(timing.module, timing.batch, layout.threads)
+    seconds = measure_step_seconds(timing.module, timing.batch, layout.threads) / max(timing.speedup, 1e-6)
     budget = plan.train.max_minutes
     if budget and timing.fixed_steps and layout.rounds * timing.steps_wanted * seconds / 60 > budget:
         plan = task.fit_budget(plan, timing, seconds, layout.workers, overrides, echo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -267,3 +268,13 @@ def test_a_highdicom_failure_is_one_line_naming_the_file(run2d, tmp_path, capsys
     line = _one_error_line(err)
     assert code == 2 and str(series / "slice0.dcm") in line and "unsupported transfer syntax" in line
     assert "--dicom-output nifti" in line and not list((tmp_path / "o").glob("*.dcm"))
+
+
+def test_an_image_unlike_the_training_images_is_flagged(run2d, tmp_path: Path, capsys) -> None:
+    _, run = run2d
+    ct_like = np.full((32, 32), -1000.0, np.float32)
+    ct_like[8:20, 8:20] = 1500.0  # Hounsfield units into a model trained on 8-bit images
+    nib.save(nib.Nifti1Image(ct_like, np.eye(4)), str(tmp_path / "ct.nii.gz"))
+    assert cli_exit_code(["segment", "predict", run, tmp_path / "ct.nii.gz", "-o", tmp_path / "out"]) == 0
+    out = capsys.readouterr().out
+    assert "ct" in out and "far from the training images" in out and "unreliable" in out

@@ -259,9 +259,15 @@ class Segmenter(TaskModel):
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise InputError(out, "is a file; predict writes a folder of masks", "choose a folder with -o")
+        from medlearn.imaging.ood import distribution_warning
+
         written: list[Path] = []
         for item in items:
             image, meta = read_input(item)
+            why = distribution_warning(image[:1], self.extras_.get("intensity"),
+                                       meta.extra.get("modality") if meta is not None else None)
+            if why:
+                echo(f"warning: {item.name}: {why}; its mask is unreliable")
             roi_file = default_roi(item)
             roi_mask = read_image(roi_file, dtype=None)[0][0] if roi_file is not None else None
             probs = self.probabilities(image, meta.spacing if meta is not None else None, roi_mask,

@@ -193,6 +193,11 @@ def evidence_steps(plan: SegmentationPlan) -> int:
     return min(planned_steps(t), max(1, round(EVIDENCE_STEPS_PER_MINUTE[plan.ndim] * t.max_minutes)))
 
 
+#: training steps per second of a compiled 2D U-Net over the eager one on this project's CPU (the ~1.3x of
+#: the compile note above), used to read an eager timing at planning
+COMPILE_SPEEDUP = 1.3
+
+
 def should_compile(train: SegmentationTrain) -> bool:
     """Resolve ``train.compile``: "auto" compiles when the run is long enough to repay the compile time."""
     if train.compile != "auto":

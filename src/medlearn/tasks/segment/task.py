@@ -35,7 +35,31 @@ from medlearn.tasks.segment.data import (
     whole_case_loader,
 )
 from medlearn.tasks.segment.model import Segmenter
-from medlearn.tasks.segment.plan import SegmentationPlan, SegmentationTrain, evidence_steps, make_plan, planned_steps
+from medlearn.tasks.segment.plan import (
+    COMPILE_SPEEDUP,
+    SegmentationPlan,
+    SegmentationTrain,
+    evidence_steps,
+    make_plan,
+    planned_steps,
+    should_compile,
+)
+
+
+def training_intensity(cases: list[MSDCase], limit: int = 20) -> dict[str, Any]:
+    """The raw-intensity profile of (up to ``limit``) training images, for the out-of-distribution warning
+    at prediction (:mod:`medlearn.imaging.ood`)."""
+    from medlearn.data.msd import load_case_image
+    from medlearn.imaging.ood import intensity_profile
+
+    step = max(1, len(cases) // limit)
+    # an equal-sized sample of each image's first channel (the cases may differ in size)
+    samples = []
+    for case in cases[::step]:
+        values = load_case_image(case)[0][0].astype(np.float32).ravel()
+        samples.append(np.random.default_rng(0).choice(values, size=min(50_000, values.size), replace=True))
+    size = min(len(v) for v in samples)
+    return intensity_profile(np.stack([v[:size] for v in samples])[:, None])
 
 
 class SegmentTask(Task):
@@ -85,7 +109,10 @@ class SegmentTask(Task):
         the steps wanted are those the defaults' evidence made in this budget (``plan.evidence_steps``)."""
         wanted = evidence_steps(plan)
         fixed = plan.train.max_minutes is None or planned_steps(plan.train) <= wanted
-        return StepTiming(lambda: timing_module(plan), random_batch(plan, plan.train.seed), wanted, fixed_steps=fixed)
+        # the step is timed eagerly; a compiled run's steps are ~1.3x faster (COMPILE_SPEEDUP, measured on DRIVE)
+        speedup = COMPILE_SPEEDUP if should_compile(plan.train) else 1.0
+        return StepTiming(lambda: timing_module(plan), random_batch(plan, plan.train.seed), wanted, fixed_steps=fixed,
+                          speedup=speedup)
 
     # -- training ----------------------------------------------------------------------------------
     def prepare(self, plan: SegmentationPlan, data: SegmentationData, splits: Splits, run: RunDirectory,
@@ -131,6 +158,7 @@ class SegmentTask(Task):
         trained: list[MSDCase] = payload["train"]
         extras = {"trained_cases": [c.name for c in trained],
                   "seen_images": cached_digests(trained, Path(payload["cache"])),
+                  "intensity": training_intensity(trained),
                   "members": [m.summary for m in members]}
         model = Segmenter.from_parts(plan, net, extras=extras)
         scored = score_cases(model, payload["val"], choose=True)
