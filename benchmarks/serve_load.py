@@ -149,6 +149,21 @@ def measure(label: str, model: Any, upload: bytes, suffix: str, args: argparse.N
     return {"model": label, "upload_bytes": len(upload), "in_process": baseline, "service": levels}
 
 
+def headline(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """README rows: one client and 16 clients, per model."""
+    rows = []
+    for row in payload["rows"]:
+        if not row.get("service"):
+            continue
+        one, many = row["service"][0], row["service"][-1]
+        rows.append({"task": "serve", "benchmark": f"{row['model']} over loopback",
+                     "medlearn": f"{one['requests_per_s']:.0f} req/s (p95 {one['p95_ms']:.0f} ms) at 1 client, "
+                                 f"{many['requests_per_s']:.0f} req/s at {many['clients']}",
+                     "reference": f"in-process {row['in_process']['requests_per_s']:.0f} req/s",
+                     "goal met": "—"})
+    return rows
+
+
 def markdown(payload: dict[str, Any]) -> str:
     lines = ["### Service load test (`medlearn serve` on loopback vs the model in-process)", "",
              "| model | clients | req/s | p50 ms | p95 ms | in-process req/s | in-process p50 ms | latency ratio (p50) "
@@ -208,6 +223,7 @@ def main() -> None:
                 print(rows[-1]["note"], flush=True)
     payload = {"settings": {"seconds": args.seconds, "requests": args.requests, "clients": args.clients},
                "rows": rows, "environment": environment()}
+    payload["headline"] = headline(payload)
     write_results("serve_load", payload, markdown(payload))
     print(markdown(payload))
 

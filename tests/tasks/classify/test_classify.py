@@ -379,3 +379,16 @@ def test_final_weights_learn_from_the_val_images_unless_told_not_to(tiny_npz: Pa
     code = cli_exit_code(["classify", "train", str(tiny_npz), "-o", str(tmp_path / "bad"), *common,
                           "--set", "train.checkpoint=best_val", "--set", "train.train_on_val=true"])
     assert code == 2
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 10])
+def test_short_schedules_train(epochs: int, tmp_path: Path) -> None:
+    """One batch per epoch (batch >= the training images): 1, 2 and 10 steps in all must train."""
+    from tests.conftest import make_images
+
+    arrays = {}
+    for k, (split, n) in enumerate((("train", 12), ("val", 8), ("test", 8))):
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = make_images(n, seed=k)
+    np.savez(tmp_path / "few.npz", **arrays)
+    run_cli(["classify", "train", str(tmp_path / "few.npz"), "-o", str(tmp_path / "r"), *FAST,
+             "--set", f"train.max_epochs={epochs}", "--set", "train.batch_size=64"])

@@ -5,20 +5,17 @@ through ``medlearn.cli.main.main``."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import typer
 
 import medlearn
 import medlearn.cli.main as cli_main
 from medlearn.cli.cpi import app as cpi_app
 from medlearn.engine.parallel import available_cores
-from medlearn.errors import InputError
 from tests.conftest import cli_exit_code
 
 
@@ -105,32 +102,6 @@ def test_train_predict_evaluate(trained, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file()} == before  # run files untouched
     model = medlearn.load_run(run)
     assert model.describe()["task"] == "cpi" and model.describe()["ensemble"] == 2
-
-
-class _Payload:
-    """Unpickling this runs a command that leaves a marker file: a loader that runs code fails the test."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_model_file_that_would_run_code_is_refused(trained, tmp_path, capsys):
-    csv, run, _ = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    marker = tmp_path / "pwned"
-    torch.save({"format": "medlearn.artifact", "model": _Payload(marker)}, copy / "model.pt")
-    capsys.readouterr()
-    assert _run_main(["cpi", "predict", str(copy), str(csv), "-o", str(tmp_path / "p.csv"), "--smiles", "drug"]) == 2
-    assert _run_main(["cpi", "evaluate", str(copy), str(csv), "--smiles", "drug", "--value", "affinity"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("refused" in line and "model.pt" in line for line in err)
-    with pytest.raises(InputError, match="refused"):
-        medlearn.load_run(copy)
-    assert not marker.exists() and not (tmp_path / "p.csv").exists()
 
 
 def test_unfinished_or_finished_runs_are_kept(trained, tmp_path, capsys):

@@ -4,14 +4,11 @@ one line; evaluate never touches the run's own files; a model file that would ru
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from lightning.pytorch.callbacks import Callback
 
 import medlearn
@@ -87,27 +84,6 @@ def test_finished_run_is_not_overwritten(trained, capsys):
     csv, run, _ = trained
     assert _run_main(["generate", "train", csv, "--smiles", "smi", "-o", run, "--quiet", *TINY]) == 2
     assert "finished run" in capsys.readouterr().err
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_planted_pickle_payload_is_refused_without_running(trained, tmp_path, capsys):
-    csv, run, _ = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    marker = tmp_path / "pwned"
-    torch.save({"format": "medlearn.artifact", "model": _Payload(marker)}, copy / "model.pt")
-    assert _run_main(["generate", "predict", copy, "-n", "3", "-o", tmp_path / "o.csv"]) == 2
-    assert _run_main(["generate", "evaluate", copy, csv, "--smiles", "smi"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("refused" in line for line in err)
-    assert not marker.exists() and not (tmp_path / "o.csv").exists()
 
 
 def test_bad_input_exits_2_naming_the_file(tmp_path, capsys):

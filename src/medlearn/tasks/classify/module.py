@@ -57,6 +57,11 @@ def validation_auc(labels: np.ndarray, proba: np.ndarray, task: str) -> float:
         return float("nan")
 
 
+#: fewer optimisation steps than this in the whole schedule: a constant learning rate (no one-cycle warm-up
+#: and decay can be laid over 1-4 steps)
+MIN_SCHEDULED_STEPS = 5
+
+
 class ClassificationModule(pl.LightningModule):
     """Trains ``build_classifier_network(plan)``; logs ``train_loss``, ``val_loss``, ``val_auc``, ``val_acc``."""
 
@@ -130,10 +135,12 @@ class ClassificationModule(pl.LightningModule):
             opt = torch.optim.SGD(self.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
         else:
             opt = torch.optim.AdamW(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        if t.scheduler == "none":
+        total = self._total_steps()
+        if t.scheduler == "none" or total < MIN_SCHEDULED_STEPS:
             return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=self._total_steps(),
-                                                    pct_start=0.1, anneal_strategy="cos")
+        # warm-up over 10% of the steps, but at least 2 (OneCycleLR divides by its warm-up length)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total,
+                                                    pct_start=min(0.5, max(0.1, 2.0 / total)), anneal_strategy="cos")
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def _total_steps(self) -> int:
