@@ -25,6 +25,7 @@ _API = {
     "QSARModel": "medlearn.tasks.qsar.model",
     "AffinityModel": "medlearn.tasks.cpi.model",
     "MoleculeGenerator": "medlearn.tasks.generate.model",
+    "Registrator": "medlearn.tasks.register.model",
 }
 
 __all__ = ["__version__", "load_run", *_API]

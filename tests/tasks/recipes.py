@@ -105,5 +105,17 @@ def cpi(folder: Path) -> Recipe:
                   serve_json={"records": [{"smiles": smiles[0], "sequence": proteins[0]}]})
 
 
+def register(folder: Path) -> Recipe:
+    from tests.tasks.register.conftest import write_pairs
+
+    csv = write_pairs(folder / "pairs", n=6, shape=(32, 32))
+    tiny = ["--set", "network.channels=[8,16,16,16]", "--set", "train.max_epochs=2", "--set", "train.steps_per_epoch=4",
+            "--set", "inference.refine_steps=5", "--quiet", "--bootstrap", "20"]
+    pair = [str(folder / "pairs" / "f0.nii.gz"), str(folder / "pairs" / "m0.nii.gz")]
+    return Recipe([str(csv), *tiny], pair, [str(csv), "--bootstrap", "20"],
+                  slow=["--set", "train.max_epochs=40", "--set", "train.steps_per_epoch=5"], predict_folder=True,
+                  serve_files=pair)
+
+
 RECIPES: dict[str, Callable[[Path], Recipe]] = {"classify": classify, "segment": segment, "qsar": qsar, "cpi": cpi,
-                                                "generate": generate}
+                                                "generate": generate, "register": register}

@@ -40,6 +40,7 @@ TASKS: dict[str, str] = {
     "qsar": "medlearn.tasks.qsar.task",
     "cpi": "medlearn.tasks.cpi.task",
     "generate": "medlearn.tasks.generate.task",
+    "register": "medlearn.tasks.register.task",
 }
 
 
