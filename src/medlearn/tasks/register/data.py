@@ -567,14 +567,7 @@ def read_pairs_csv(path: str | Path) -> RegistrationDataset:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "pair table not found")
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, f"cannot read the pair table ({exc})") from exc
-    if not rows:
-        raise InputError(path, "pair table has no rows", "one row per pair: fixed,moving[,fixed_label,moving_label]")
-    columns = {c.strip().lower(): c for c in rows[0] if c is not None}
+    rows, columns = _read_table(path, "pair table", "one row per pair: fixed,moving[,fixed_label,moving_label]")
     for need in ("fixed", "moving"):
         if need not in columns:
             raise InputError(path, f"pair table has no '{need}' column", f"columns found: {', '.join(columns)}")
@@ -637,14 +630,7 @@ def atlas_pairs(images: str | Path | list[str | Path], atlas: str | Path, atlas_
 
 def _image_table(path: Path) -> tuple[list[Path], list[Path | None] | None]:
     """Atlas mode's CSV: an ``image`` (or ``moving``) column and an optional ``label`` one, relative paths."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, f"cannot read the image table ({exc})") from exc
-    if not rows:
-        raise InputError(path, "image table has no rows", "one row per image: image[,label]")
-    columns = {c.strip().lower(): c for c in rows[0] if c is not None}
+    rows, columns = _read_table(path, "image table", "one row per image: image[,label]")
     key = columns.get("image") or columns.get("moving")
     if key is None:
         raise InputError(path, "image table has no 'image' column", f"columns found: {', '.join(columns)}")
@@ -667,3 +653,14 @@ def read_registration_data(source: str | Path, split: str = "train", atlas: str 
         return read_pairs_csv(source)
     return read_learn2reg(source, split=split, seed=seed)
 
+
+def _read_table(path: Path, what: str, hint: str) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The rows of a CSV and its columns (lower-cased name -> header as written); one line if unreadable or empty."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(path, f"cannot read the {what} ({exc})") from exc
+    if not rows:
+        raise InputError(path, f"{what} has no rows", hint)
+    return rows, {c.strip().lower(): c for c in rows[0] if c is not None}
