@@ -34,7 +34,26 @@ def environment() -> dict[str, Any]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_average_1min_at_end": load_average()}
+            "load_average_1min_at_end": load_average(), "matmul_gflops_2_threads": matmul_gflops()}
+
+
+def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
+    """This machine's 2-thread float32 matmul speed (GFLOP/s): step counts of time-budgeted runs on different
+    days are comparable only through it (the issue reports 116 on a slow machine vs ~275 on ours)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b  # warm-up
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            a @ b
+            n += 1
+        return round(2 * size**3 * n / (time.perf_counter() - started) / 1e9, 1)
+    finally:
+        torch.set_num_threads(saved)
 
 
 def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:

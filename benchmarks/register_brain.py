@@ -248,7 +248,7 @@ def main() -> None:
                "published": PUBLISHED, "load_average_1min_before": load_start, "environment": env,
                "train_minutes_override": args.minutes, "run_dir": str(run)}
     payload["headline"] = headline(payload)
-    name = "register_brain" if args.minutes is None else "register_brain_partial"
+    name = "register_brain" if args.minutes is None and args.n_test == N_TEST else "register_brain_partial"
     write_results(name, json.loads(json.dumps(payload, default=str)), markdown(payload))
 
 

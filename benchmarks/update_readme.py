@@ -17,7 +17,8 @@ COLUMNS = ("task", "benchmark", "medlearn", "reference", "goal met")
 
 
 def _key(path: Path) -> tuple[int, str]:
-    return (ORDER.index(path.stem) if path.stem in ORDER else len(ORDER), path.stem)
+    stem = path.stem.removesuffix("_partial")  # a partial run (fewer parts or pairs) sits where its full one would
+    return (ORDER.index(stem) if stem in ORDER else len(ORDER), path.stem)
 
 
 def headline_rows() -> list[dict[str, str]]:
