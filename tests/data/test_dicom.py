@@ -16,7 +16,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from medlearn.data.dicom import DicomSeries, is_dicom_file, read_dicom, read_series, scan_series
-from medlearn.data.images import keep_locale
+from medlearn.data.images import keep_locale, read_image
 from medlearn.errors import InputError
 
 TEST_FILES = Path(get_testdata_file("CT_small.dcm")).parent
@@ -350,6 +350,8 @@ def test_zip_of_a_series_reads_like_the_folder_and_cleans_up(tmp_path: Path, mon
     assert meta.path == str(archive) and meta.extra["archive"] == str(archive)
     assert meta.extra["files"] == [str(archive / "PATIENT" / "STUDY" / Path(f).name) for f in ref.extra["files"]]
     assert list(scratch.iterdir()) == []  # the temporary folder is gone
+    via_reader, _ = read_image(archive)  # the one image reader (registration uses it) reads the zip too
+    np.testing.assert_array_equal(via_reader, expected)
     # errors inside the archive name the archive, not the temporary folder
     with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
         for f in sorted(CT5N.iterdir())[:2] + sorted(CT5N.iterdir())[3:]:

@@ -120,7 +120,8 @@ def is_image_path(path: str | Path) -> bool:
 
 
 def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> tuple[np.ndarray, ImageMeta]:
-    """Read one image (a file, or a folder holding one DICOM series) as ``(C, *spatial)``.
+    """Read one image (a file, a folder holding one DICOM series, or a ``.zip`` of one series) as
+    ``(C, *spatial)``; DICOM without an extension is recognised by its content.
 
     Raises InputError if the file is missing, unreadable, truncated or holds NaN/inf values.
     """
@@ -131,7 +132,7 @@ def read_image(path: str | Path, dtype: np.dtype | type | None = np.float32) -> 
     if path.is_file() and suffix not in IMAGE_SUFFIXES:
         suffix = sniff_suffix(path) or suffix  # read by content: a PACS export has no extension
     try:
-        if path.is_dir() or suffix in (".dcm", ".dicom"):
+        if path.is_dir() or suffix in (".dcm", ".dicom", ".zip"):  # a zip: of one DICOM series (PACS export)
             from medlearn.data.dicom import read_dicom  # geometry-checked series (parallel, regular slices)
 
             array, meta = read_dicom(path)
