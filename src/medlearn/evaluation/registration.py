@@ -54,8 +54,8 @@ def _spatial(a: np.ndarray | torch.Tensor, ndim: int) -> np.ndarray:
 
 def jacobian_determinant(ddf: np.ndarray) -> np.ndarray:
     """``det(I + du/dx)`` ``(*S)`` of a voxel DDF ``(ndim, *S)`` (2D or 3D), central differences inside and
-    one-sided at the border (``numpy.gradient``); spacing-independent. The task's torch version
-    (:func:`medlearn.tasks.register.transforms.jacobian_determinant`) computes the same."""
+    one-sided at the border (``numpy.gradient``); spacing-independent (``J_mm = D J D^-1``). The identity
+    gives 1; ``<= 0`` marks folding."""
     u = np.asarray(ddf, np.float64)
     ndim = u.shape[0]
     if ndim not in (2, 3) or u.ndim != ndim + 1:
@@ -66,6 +66,24 @@ def jacobian_determinant(ddf: np.ndarray) -> np.ndarray:
         for k in range(ndim):
             j[i, k] = grads[k] + (1.0 if i == k else 0.0)
     return np.linalg.det(np.moveaxis(j, (0, 1), (-2, -1)))
+
+
+def folding_percent(det: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Percentage of voxels whose Jacobian determinant ``det (*S)`` is ``<= 0`` (the mapping folds there);
+    ``mask (*S)`` restricts it (0 for an empty mask)."""
+    fold = np.asarray(det) <= 0
+    if mask is None:
+        return float(100.0 * fold.mean())
+    m = np.asarray(mask, bool).reshape(fold.shape)
+    return float(100.0 * fold[m].sum() / max(int(m.sum()), 1))
+
+
+def log_jacobian_std(det: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Standard deviation (ddof 1) of ``log det J`` over ``det (*S)`` clipped to ``[1e-9, 1e9]``, inside
+    ``mask`` if given (the Learn2Reg "SDlogJ" smoothness measure; Hering et al. 2022, IEEE TMI 42:697)."""
+    logj = np.log(np.clip(np.asarray(det, np.float64), 1e-9, 1e9))
+    values = logj[np.asarray(mask, bool).reshape(logj.shape)] if mask is not None else logj
+    return float(np.std(values, ddof=1))
 
 
 def global_ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -170,8 +188,7 @@ def pair_metrics(fixed: np.ndarray, moving: np.ndarray, warped: np.ndarray, ddf:
     msk = _spatial(mask, ndim).astype(bool) if mask is not None else None
     out: dict[str, Any] = {}
     det = jacobian_determinant(u)
-    out["folding_percent"] = float(100.0 * np.mean(det <= 0))
-    out["std_log_jacobian"] = float(np.std(np.log(np.clip(det, 1e-9, 1e9)), ddof=1))
+    out["folding_percent"], out["std_log_jacobian"] = folding_percent(det), log_jacobian_std(det)
     out["ncc_before"], out["ncc_after"] = global_ncc(m, f, msk), global_ncc(w, f, msk)
     out["mi_before"], out["mi_after"] = mutual_information(m, f, mask=msk), mutual_information(w, f, mask=msk)
     if fixed_label is not None and warped_label is not None:

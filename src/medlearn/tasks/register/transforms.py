@@ -14,7 +14,8 @@ One convention everywhere (the networks, :mod:`.classical`, :mod:`.synthetic`, t
 
 Taken from MONAI: :class:`~monai.networks.blocks.Warp` (grid_sample with ``align_corners=True``) and
 :class:`~monai.networks.blocks.DVF2DDF` (scaling and squaring). Written here: affine <-> field, cubic
-B-spline upsampling, composition, inversion, field resizing, Jacobian determinant and folding statistics.
+B-spline upsampling, composition, inversion and field resizing (the Jacobian determinant and folding statistics
+are metrics: :mod:`medlearn.evaluation.registration`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "affine_to_ddf", "bspline_grid_shape", "bspline_to_ddf", "centred_affine_to_voxel", "compose_fields",
-    "ddf_to_affine", "folding_percent", "identity_grid", "integrate_velocity", "invert_field",
-    "jacobian_determinant", "log_jacobian_std", "resize_field", "warp", "warp_labels",
+    "ddf_to_affine", "identity_grid", "integrate_velocity", "invert_field",
+    "resize_field", "warp", "warp_labels",
 ]
 
 _WARPERS: dict[tuple[str, str], torch.nn.Module] = {}
@@ -231,43 +232,3 @@ def resize_field(ddf: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     scale = torch.tensor([(n - 1) / max(o - 1, 1) for n, o in zip(shape, old, strict=True)], dtype=ddf.dtype,
                          device=ddf.device)
     return out * scale.view(1, ndim, *([1] * ndim))
-
-
-# -- Jacobian ------------------------------------------------------------------------------------------------
-def jacobian_determinant(ddf: torch.Tensor) -> torch.Tensor:
-    """``det(I + du/dx)`` per voxel, ``(B, *S)``, from ``ddf (B, ndim, *S)`` in voxels (2D or 3D).
-
-    Central finite differences inside, one-sided at the border (``torch.gradient``). The determinant
-    does not depend on the voxel spacing (``J_mm = D J D^-1``), so none is needed. ``<= 0`` marks
-    folding (the mapping is not invertible there); the identity gives 1.
-    """
-    ndim = ddf.shape[1]
-    if ndim not in (2, 3) or ddf.ndim != ndim + 2:
-        raise ValueError(f"ddf must be (B, ndim, *S) with ndim 2 or 3, got {tuple(ddf.shape)}")
-    grads = [torch.gradient(ddf[:, i], dim=list(range(1, ndim + 1))) for i in range(ndim)]
-    j = [[grads[i][k] + (1.0 if i == k else 0.0) for k in range(ndim)] for i in range(ndim)]
-    if ndim == 2:
-        return j[0][0] * j[1][1] - j[0][1] * j[1][0]
-    return (j[0][0] * (j[1][1] * j[2][2] - j[1][2] * j[2][1])
-            - j[0][1] * (j[1][0] * j[2][2] - j[1][2] * j[2][0])
-            + j[0][2] * (j[1][0] * j[2][1] - j[1][1] * j[2][0]))
-
-
-def folding_percent(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Percentage of voxels with ``det J <= 0``, per batch item ``(B,)``; ``mask (B, *S)`` restricts it."""
-    det = jacobian_determinant(ddf)
-    fold = (det <= 0).to(ddf.dtype)
-    if mask is None:
-        return 100.0 * fold.flatten(1).mean(1)
-    m = mask.reshape(det.shape).to(ddf.dtype)
-    return 100.0 * (fold * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
-
-
-def log_jacobian_std(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Standard deviation of ``log det J`` per batch item ``(B,)``, det clipped to ``[1e-9, 1e9]`` (the
-    Learn2Reg "SDlogJ" smoothness measure; Hering et al. 2022, IEEE TMI 42:697)."""
-    logj = torch.log(jacobian_determinant(ddf).clamp(1e-9, 1e9))
-    if mask is None:
-        return logj.flatten(1).std(1)
-    m = mask.reshape(logj.shape).bool()
-    return torch.stack([logj[k][m[k]].std() for k in range(logj.shape[0])])
