@@ -16,8 +16,11 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tiny_npz: Path, tmp_path: Path)
     run = tmp_path / "run"
     args = [sys.executable, "-m", "medlearn.cli.main", "classify", "train", str(tiny_npz), "-o", str(run),
             *FAST, "--set", "train.max_epochs=500", "--set", "train.patience=null"]
+    # A shell that starts a job in the background (CI runners, `make test &`) hands it SIGINT ignored, and
+    # the ignored disposition survives exec: restore the terminal's default so Ctrl-C reaches the run.
     process = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (run / "checkpoints" / "last.ckpt").exists():
         time.sleep(0.2)
