@@ -5,8 +5,9 @@
 * ``"network"``: both images normalised (plan) and resampled to the working grid
   (:mod:`.preprocess`), the optimised affine stage (:mod:`.affine`, ``prealign``), the network's field on the
   affinely aligned pair composed with it, ``refine`` steps of instance optimisation on the whole field
-  (:func:`~.classical.refine`, the plan's similarity and smoothness), then the field resized to the fixed
-  grid (:func:`~.transforms.resize_field`);
+  (:func:`~.classical.refine`, the plan's similarity and smoothness) on the working grid (on the fixed grid
+  when it is small enough) and ``refine_fine_steps`` more on a grid ``refine_fine_factor`` times finer
+  (:func:`fine_shape`), then the field resized to the fixed grid (:func:`~.transforms.resize_field`);
 * ``"bspline"`` / ``"affine"`` / ``"demons"`` (``"classical"``: the plan's ``classical.method``): SimpleITK
   on the fixed grid (:mod:`.classical`): affine (Mattes MI for a multi-modal pair or plan, else
   correlation), then a cubic B-spline, or demons from the affine field (one modality only).
@@ -18,6 +19,7 @@ the moving image is warped linearly (border values outside), its labels by neare
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,11 +83,24 @@ def _network_field(net: torch.nn.Module, plan: RegistrationPlan, fixed: np.ndarr
         kwargs = {"kernel_size": loss.ncc_kernel} if loss.similarity == "ncc" else (
             {"num_bins": loss.mi_bins} if loss.similarity == "mi" else {})
         weight = loss.smoothness_weight if inf.refine_weight is None else inf.refine_weight
-        if int(np.prod(shape)) <= inf.refine_full_max_voxels:  # on the fixed grid itself: full-resolution detail
+        on_fixed_grid = int(np.prod(shape)) <= inf.refine_full_max_voxels
+        if on_fixed_grid:  # on the fixed grid itself: full-resolution detail
             u, fw, mw = resize_field(u, shape), torch.as_tensor(f)[None], torch.as_tensor(m)[None]
-        u = refine(u, fw, mw, steps=refine_steps, lr=inf.refine_lr, similarity=loss.similarity,
-                   smoothness=loss.smoothness, weight=weight, grid_spacing=inf.refine_grid, **kwargs)
+        common = {"similarity": loss.similarity, "smoothness": loss.smoothness, "weight": weight,
+                  "grid_spacing": inf.refine_grid, **kwargs}
+        u = refine(u, fw, mw, steps=refine_steps, lr=inf.refine_lr, **common)
+        fine = fine_shape(plan.data.working_shape, shape, inf.refine_fine_factor)
+        if inf.refine_fine_steps > 0 and not on_fixed_grid and fine != tuple(plan.data.working_shape):
+            # the image detail the working grid averaged away; lr stays the same distance in millimetres
+            u = refine(resize_field(u, fine), resample_image(f, fine)[None], resample_image(m, fine)[None],
+                       steps=inf.refine_fine_steps, lr=inf.refine_lr * inf.refine_fine_factor, **common)
     return resize_field(u, shape)[0]
+
+
+def fine_shape(working: Sequence[int], fixed: Sequence[int], factor: int) -> tuple[int, ...]:
+    """The grid ``factor`` times finer than ``working`` on the same corners (``align_corners`` geometry:
+    ``(w - 1) * factor + 1`` voxels per axis), at most the fixed grid's."""
+    return tuple(min((int(w) - 1) * int(factor) + 1, int(n)) for w, n in zip(working, fixed, strict=True))
 
 
 def _classical_field(plan: RegistrationPlan, method: str, fixed: np.ndarray, moving: np.ndarray,
