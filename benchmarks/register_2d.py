@@ -336,6 +336,9 @@ def markdown(parts: list[dict[str, Any]], truth: dict[str, float], env: dict[str
         lines += [f"#### {part['part']}: trained {part['train_wall_seconds'] / 60:.1f} min ({part['steps']} steps), "
                   f"working grid {p['working_shape']}, similarity {p['similarity']}, default refine "
                   f"{p['refine_steps']} steps", ""]
+        if part.get("earlier_run"):
+            when = (part["earlier_run"].get("environment") or {}).get("date", "?")
+            lines += [f"(This part: an earlier run of the same plan, {when}, from {part['earlier_run']['file']}.)", ""]
         if part.get("refine_study_val"):
             lines += ["Instance optimisation on the validation pairs (synthetic, `val` stream; the plan's "
                       "evidence):", "",
@@ -385,15 +388,28 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["pd", "t1pd", "subjects", "serial"])
     parser.add_argument("--minutes", type=float, default=None, help="override train.max_minutes (exploration only)")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="an earlier results JSON of this benchmark whose parts not run now join this table "
+                             "(each keeps its own date and machine figures)")
     args = parser.parse_args()
     truth = verify_known()
     print("ground truth check", truth, flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="medlearn-bench-register2d-"))
     parts = [run_part(p, work, args.minutes) for p in args.parts]
     env = environment()
+    if args.merge:
+        earlier = json.loads(args.merge.read_text())
+        if earlier.get("train_minutes_override") != args.minutes:
+            raise SystemExit(f"{args.merge}: trained with another budget; merge only runs of the same plan")
+        for part in earlier["parts"]:
+            if part["part"] not in args.parts:
+                parts.append({**part, "earlier_run": {"file": args.merge.name,
+                                                      "environment": earlier.get("environment")}})
+        order = ["pd", "t1pd", "subjects", "serial"]
+        parts.sort(key=lambda q: order.index(q["part"]))
     payload = {"benchmark": "register_2d", "parts": parts, "ground_truth_ncc": truth, "environment": env,
                "train_minutes_override": args.minutes, "headline": headline(parts)}
-    name = "register_2d" if args.minutes is None and len(args.parts) == 4 else "register_2d_partial"
+    name = "register_2d" if args.minutes is None and len(parts) == 4 else "register_2d_partial"
     write_results(name, json.loads(json.dumps(payload, default=str)), markdown(parts, truth, env))
 
 

@@ -145,8 +145,13 @@ def test_openapi_schema_and_docs(client) -> None:
     assert {"400", "401", "404", "413", "415", "422"} <= set(predict["responses"])
     assert {"/health", "/models"} <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    docs = client.get("/docs")
-    assert docs.status_code == 200 and "openapi.json" in docs.text
+    docs = client.get("/docs")  # readable offline: the schema rendered here, nothing loaded from elsewhere
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert not re.search(r"https?://", docs.text) and "<script" not in docs.text
+    assert "default-src 'none'" in docs.headers["content-security-policy"]
+    for path in schema["paths"]:
+        assert f"<code>{path}</code>" in docs.text
+    assert "multipart/form-data" in docs.text and "415" in docs.text
 
 
 def test_page_is_one_self_contained_file(client) -> None:

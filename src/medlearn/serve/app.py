@@ -37,6 +37,7 @@ from medlearn.serve.errors import ServiceError, unsupported
 from medlearn.serve.models import ServedModel
 from medlearn.serve.privacy import SERVICE_LOGGER, RequestPrivacy, install_hooks, library_logs_withheld, printable
 from medlearn.serve.records import parse_records
+from medlearn.serve.reference import REFERENCE_CSP, reference_html
 from medlearn.serve.respond import dumps, embed_files, jsonable, scrub_viewer
 from medlearn.serve.uploads import parse_multipart, read_body, store_uploads
 from medlearn.tasks.base import ServiceInput
@@ -45,7 +46,7 @@ log = logging.getLogger(SERVICE_LOGGER)
 
 STATIC = Path(__file__).with_name("static")
 #: data-free pages that must load before a token can be typed or sent (the page reads ``?token=``)
-PUBLIC_PATHS = frozenset({"/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/docs", "/openapi.json", "/favicon.ico"})
 #: the service's own option (the rest go to the model): accept DICOM whose pixels may show identifiers
 KEEP_BURNED_IN = "keep_burned_in"
 SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
@@ -214,8 +215,10 @@ def create_app(models: Mapping[str, ServedModel], config: ServiceConfig | None =
     config = config or ServiceConfig()
     models = dict(models)
     install_hooks()  # now, before any request thread exists
+    # docs_url=None: Swagger UI loads its code from a CDN (blank offline); /docs is rendered here instead
     app = FastAPI(title="medlearn", version=__version__, description="Trained medlearn models: upload images "
-                  "or send molecules, get predictions and output files back. Nothing is stored.")
+                  "or send molecules, get predictions and output files back. Nothing is stored.",
+                  docs_url=None, redoc_url=None)
     page, csp = _page()
 
     @app.exception_handler(ServiceError)
@@ -235,6 +238,10 @@ def create_app(models: Mapping[str, ServedModel], config: ServiceConfig | None =
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         return HTMLResponse(page, headers={"content-security-policy": csp})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return HTMLResponse(reference_html(app.openapi()), headers={"content-security-policy": REFERENCE_CSP})
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:
