@@ -147,9 +147,9 @@ def score(pair: Any, warped: np.ndarray, warped_label: np.ndarray, ddf: np.ndarr
         row["tre_mm"] = float(tre_known_field(ddf, pair.known_ddf, pair.spacing, pair.fixed_label[0] > 0).mean())
     if jacobian is not None:
         det = jacobian.reshape(pair.spatial_shape)
-        row.update(folding_percent=float(100 * np.mean(det <= 0)),
-                   std_log_jacobian=float(np.std(np.log(np.clip(det, 1e-9, 1e9)), ddof=1)))
-        from medlearn.evaluation.registration import global_ncc
+        from medlearn.evaluation.registration import folding_percent, global_ncc, log_jacobian_std
+
+        row.update(folding_percent=folding_percent(det), std_log_jacobian=log_jacobian_std(det))
 
         row.update(ncc_after=global_ncc(warped.reshape(pair.spatial_shape), pair.fixed[0]),
                    ncc_before=global_ncc(pair.moving[0], pair.fixed[0]))

@@ -21,6 +21,13 @@ def shifted(image: np.ndarray, t: np.ndarray) -> np.ndarray:
     return ndimage.shift(image, t, order=3, mode="nearest").astype(np.float32)
 
 
+def translation_tre(ddf: np.ndarray, t: np.ndarray, margin: int = 6) -> float:
+    """Mean distance between a recovered field ``(ndim, *S)`` and a true translation ``t``, ``margin`` voxels
+    away from the border."""
+    inner = ddf[(slice(None), *[slice(margin, -margin)] * (ddf.ndim - 1))]
+    return float(np.sqrt(((inner - t.reshape(-1, *[1] * (ddf.ndim - 1))) ** 2).sum(0)).mean())
+
+
 @pytest.fixture
 def image2d() -> np.ndarray:
     return smooth_image((32, 32), seed=0)

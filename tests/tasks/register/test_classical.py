@@ -9,22 +9,16 @@ import torch
 from medlearn.tasks.register.classical import affine_register, demons_register, refine
 from medlearn.tasks.register.nets import coarse_to_fine
 from medlearn.tasks.register.transforms import warp
-from tests.tasks.register.conftest import shifted, smooth_image
+from tests.tasks.register.conftest import shifted, smooth_image, translation_tre
 
 T2 = np.array([2.3, -1.6])
-
-
-def _tre(ddf: np.ndarray, t: np.ndarray, margin: int = 6) -> float:
-    """Mean distance between the recovered and the true (translation) mapping, away from the border."""
-    inner = ddf[(slice(None), *[slice(margin, -margin)] * (ddf.ndim - 1))]
-    return float(np.sqrt(((inner - t.reshape(-1, *[1] * (ddf.ndim - 1))) ** 2).sum(0)).mean())
 
 
 @pytest.mark.parametrize("metric", ["correlation", "mattes"])
 def test_classical_affine_recovers_a_translation(image2d, metric):
     moving = shifted(image2d, T2)
     result = affine_register(image2d, moving, metric=metric, shrink=(2, 1), smoothing=(1.0, 0.0))
-    assert _tre(result.ddf, T2) < 0.5
+    assert translation_tre(result.ddf, T2) < 0.5
     assert np.allclose(result.matrix[:2, 2], T2, atol=0.5) and np.allclose(result.matrix[:2, :2], np.eye(2), atol=0.05)
     assert result.ddf.shape == (2, 32, 32) and result.seconds > 0
 
@@ -34,10 +28,10 @@ def test_classical_affine_3d_with_spacing_and_bspline(image3d):
     moving = shifted(image3d, t)
     result = affine_register(image3d, moving, metric="correlation", spacing=(2.0, 1.0, 1.0), shrink=(1,),
                              smoothing=(0.0,))
-    assert _tre(result.ddf, t, margin=4) < 0.5  # voxel units whatever the spacing
+    assert translation_tre(result.ddf, t, margin=4) < 0.5  # voxel units whatever the spacing
     with_bspline = affine_register(image3d, moving, metric="correlation", shrink=(1,), smoothing=(0.0,),
                                    bspline_mesh=2, bspline_iterations=10)
-    assert _tre(with_bspline.ddf, t, margin=4) < 0.6 and "bspline_iterations" in with_bspline.info
+    assert translation_tre(with_bspline.ddf, t, margin=4) < 0.6 and "bspline_iterations" in with_bspline.info
 
 
 def test_demons_improves_a_smooth_deformation(image2d):
@@ -61,12 +55,12 @@ def test_refine_recovers_a_translation_from_zero(image2d):
     out = refine(np.zeros((2, 32, 32), np.float32), image2d, moving, steps=200, lr=0.1, similarity="mse",
                  weight=0.1, grid_spacing=4)
     assert isinstance(out, np.ndarray) and out.shape == (2, 32, 32)
-    assert _tre(out, T2) < 0.3
+    assert translation_tre(out, T2) < 0.3
     start = torch.zeros(1, 2, 32, 32)  # a network's field: torch in, torch out, refined further
     start[:, 0] = 2.0
     refined = refine(start, image2d, moving, steps=50, similarity="ncc", weight=0.5)
     assert isinstance(refined, torch.Tensor) and refined.shape == start.shape
-    assert _tre(refined[0].numpy(), T2) < _tre(start[0].numpy(), T2)
+    assert translation_tre(refined[0].numpy(), T2) < translation_tre(start[0].numpy(), T2)
 
 
 def test_coarse_to_fine_refinement_handles_a_large_shift():
@@ -79,4 +73,4 @@ def test_coarse_to_fine_refinement_handles_a_large_shift():
 
     fx, mv = torch.tensor(image)[None, None], torch.tensor(moving)[None, None]
     ddf = coarse_to_fine(level, fx, mv, factors=(4, 2, 1))
-    assert ddf.shape == (1, 2, 48, 48) and _tre(ddf[0].numpy(), t, margin=10) < 1.0
+    assert ddf.shape == (1, 2, 48, 48) and translation_tre(ddf[0].numpy(), t, margin=10) < 1.0

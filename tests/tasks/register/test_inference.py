@@ -7,7 +7,7 @@ import torch
 
 from medlearn.tasks.register.inference import fine_shape, register_arrays
 from medlearn.tasks.register.plan import RegistrationFingerprint, make_plan
-from tests.tasks.register.conftest import shifted, smooth_image
+from tests.tasks.register.conftest import shifted, smooth_image, translation_tre
 
 
 class ZeroField(torch.nn.Module):
@@ -30,11 +30,6 @@ def test_the_3d_plan_refines_on_a_finer_grid_and_2d_on_the_fixed_grid():
     assert slice_.inference.refine_fine_steps == 0 and slice_.inference.refine_full_max_voxels > 0
 
 
-def _tre(ddf: np.ndarray, t: np.ndarray, margin: int = 8) -> float:
-    inner = ddf[(slice(None), *[slice(margin, -margin)] * (ddf.ndim - 1))]
-    return float(np.sqrt(((inner - t.reshape(-1, 1, 1, 1)) ** 2).sum(0)).mean())
-
-
 def test_the_finer_level_recovers_what_the_working_grid_averaged_away():
     fixed = smooth_image((33, 33, 33), seed=4, sigma=3.0)  # a 4x coarser working grid averages its detail
     t = np.array([0.8, -0.6, 0.5])  # a fraction of a working voxel
@@ -45,7 +40,7 @@ def test_the_finer_level_recovers_what_the_working_grid_averaged_away():
     for fine in (0, 30):
         plan.inference.refine_fine_steps = fine
         result = register_arrays(plan, ZeroField(), fixed, moving, refine_steps=30)
-        errors[fine] = _tre(result.ddf, t)
+        errors[fine] = translation_tre(result.ddf, t, margin=8)
         assert result.ddf.shape == (3, 33, 33, 33)
     assert errors[30] < 0.8 * errors[0], errors
     plan.inference.refine_fine_steps = 30  # --refine 0 (the network alone) turns every refinement level off

@@ -189,7 +189,7 @@ class Registrator(TaskModel):
         clipped to [0, 1]: 0.5 where the field keeps volume, less where it contracts, more where it expands,
         0 where it folds), and the pair's folding %, NCC before/after and seconds. Options: ``method``,
         ``refine``."""
-        from medlearn.evaluation.registration import global_ncc, jacobian_determinant
+        from medlearn.evaluation.registration import folding_percent, global_ncc, jacobian_determinant
         from medlearn.imaging.viewer import viewer_volume
 
         if len(request.files) != 2:
@@ -209,7 +209,7 @@ class Registrator(TaskModel):
         fixed, warped = pair.fixed.mean(0), result.warped.mean(0)
         summary = {"name": "pair", "shape": list(pair.spatial_shape), "method": result.method,
                    "refine_steps": result.refine_steps, "seconds": round(result.seconds, 3),
-                   "folding_percent": float(100 * np.mean(det <= 0)),
+                   "folding_percent": folding_percent(det),
                    "ncc_before": global_ncc(pair.moving.mean(0), fixed), "ncc_after": global_ncc(warped, fixed),
                    "resampled": pair.resampled}
         viewer = [viewer_volume("warped", result.warped, np.clip(det / 2.0, 0, 1), "heatmap", spacing=pair.spacing)]

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from medlearn.evaluation.registration import folding_percent
 from medlearn.evaluation.report import Report, format_value
 from medlearn.tasks.register.evaluate import FigurePair
 
@@ -84,7 +85,7 @@ def plot_overlays_and_jacobian(figures: list[FigurePair]) -> Figure:
         shown = np.ma.masked_where(det <= 0, det)
         cmap = colormaps["RdBu_r"].with_extremes(bad="black")
         im = axes[r][2].imshow(shown, cmap=cmap, vmin=0.0, vmax=2.0, interpolation="nearest")
-        axes[r][2].set_title(f"det J (folding {100 * np.mean(det <= 0):.2f} %)", fontsize=8)
+        axes[r][2].set_title(f"det J (folding {folding_percent(det):.2f} %)", fontsize=8)
         fig.colorbar(im, ax=axes[r][2], shrink=0.8)
         for ax in axes[r]:
             ax.set_axis_off()
