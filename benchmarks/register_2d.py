@@ -326,6 +326,32 @@ def _v(entry: Any, fmt: str = "{:.3f}") -> str:
     return text + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
 
+#: (field, label, larger is better) of the test rows, in the order the "who wins" line names them
+WIN_METRICS = (("tre_mm", "TRE", False), ("ncc_after", "NCC after", True), ("mi_after", "MI after", True),
+               ("folding_percent", "folding", False), ("seconds", "time", False))
+
+
+def winners(rows: list[dict[str, Any]]) -> str:
+    """One sentence: which method is best on each metric of a part's test rows, and by how much over the
+    next ("ties" when they are equal at the table's precision)."""
+    said = []
+    for key, label, larger in WIN_METRICS:
+        scored = [(r[key]["value"], r["method"]) for r in rows
+                  if isinstance(r.get(key), dict) and r[key].get("value") is not None]
+        if len(scored) < 2:
+            continue
+        scored.sort(key=lambda t: -t[0] if larger else t[0])
+        (best, who), (second, runner) = scored[0], scored[1]
+        fmt = "{:.2f}" if key == "seconds" else "{:.3f}"
+        if fmt.format(best) == fmt.format(second):
+            ties = [m for v, m in scored if fmt.format(v) == fmt.format(best)]
+            who_ties = "all methods" if len(ties) == len(scored) else " and ".join(ties)
+            said.append(f"{label}: {who_ties} tie ({fmt.format(best)})")
+        else:
+            said.append(f"{label}: {who} ({fmt.format(best)}; next {runner}, {fmt.format(second)})")
+    return ("Who wins: " + "; ".join(said) + ".") if said else ""
+
+
 def markdown(parts: list[dict[str, Any]], truth: dict[str, float], env: dict[str, Any]) -> str:
     lines = ["### Registration, 2D (`benchmarks/register_2d.py`)", "",
              f"CPU, {env['threads']} threads; 1-min load average at the end {env['load_average_1min_at_end']:.1f} "
@@ -360,7 +386,7 @@ def markdown(parts: list[dict[str, Any]], truth: dict[str, float], env: dict[str
             cells += [_v(row.get("ncc_before")), _v(row.get("ncc_after")), _v(row.get("folding_percent")),
                       _v(row.get("seconds"), "{:.2f}")]
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", winners(part["test"]), ""]
     return "\n".join(lines)
 
 
@@ -391,7 +417,13 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, default=None,
                         help="an earlier results JSON of this benchmark whose parts not run now join this table "
                              "(each keeps its own date and machine figures)")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="rebuild the markdown of a results JSON of this benchmark (nothing is run)")
     args = parser.parse_args()
+    if args.render:
+        done = json.loads(args.render.read_text())
+        write_results(args.render.stem, done, markdown(done["parts"], done["ground_truth_ncc"], done["environment"]))
+        return
     truth = verify_known()
     print("ground truth check", truth, flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="medlearn-bench-register2d-"))

@@ -88,3 +88,29 @@ def test_pyramid_helpers():
     assert [p.shape[-1] for p in image_pyramid(img)] == [8, 16, 32]
     assert [pyramid_factor(p, (4, 2, 1)) for p in (0.0, 0.3, 0.5, 0.7, 1.0)] == [4, 4, 2, 1, 1]
     assert pyramid_factor(0.2, [1]) == 1
+
+
+def test_local_ncc_matches_monai_on_images_with_background():
+    """Same value and gradient as MONAI's LNCC (the reference), where a zero background makes box
+    variances vanish (the clamp) and rounding would show; for_fixed gives the same as forward."""
+    from monai.losses import LocalNormalizedCrossCorrelationLoss
+
+    from medlearn.tasks.register.losses import LocalNCCLoss, window_sums
+
+    gen = torch.Generator().manual_seed(0)
+    for ndim, shape, kernel in ((2, (40, 36), 7), (3, (20, 18, 22), 5), (3, (16, 16, 16), 9)):
+        fixed = torch.rand(2, 1, *shape, generator=gen) * 3 + 1
+        fixed[..., :5, :] = 0  # a background slab
+        moving = (fixed.roll(2, dims=2) + 0.2 * torch.rand(2, 1, *shape, generator=gen)).requires_grad_()
+        ours, ref = LocalNCCLoss(ndim, kernel), LocalNormalizedCrossCorrelationLoss(spatial_dims=ndim,
+                                                                                    kernel_size=kernel)
+        expected = ref(moving, fixed)
+        (grad_ref,) = torch.autograd.grad(expected, moving)
+        for value in (ours(moving, fixed), ours.for_fixed(fixed)(moving)):
+            (grad,) = torch.autograd.grad(value, moving)
+            assert float(value) == pytest.approx(float(expected), rel=1e-5)
+            assert float((grad - grad_ref).norm() / grad_ref.norm()) < 1e-4
+    ones = torch.ones(1, 1, 5, 5)
+    assert window_sums(ones, 3)[0, 0, 2, 2] == 9 and window_sums(ones, 3)[0, 0, 0, 0] == 4  # zeros outside
+    with pytest.raises(ValueError, match="odd"):
+        LocalNCCLoss(2, 4)

@@ -47,6 +47,35 @@ def test_warp_pulls_in_the_documented_direction():
     assert moved.dtype == torch.int64 and set(moved.unique().tolist()) == {0, 3} and (moved == 3).sum() == 30
 
 
+@pytest.mark.parametrize("shape", [(20, 24), (10, 12, 14)])
+def test_warp_agrees_with_monai_warp(shape):
+    """MONAI's Warp is the reference: same values (bilinear, every padding) and gradients, the same labels;
+    alternating shapes reuse the right cached grid."""
+    import warnings
+
+    from monai.networks.blocks import Warp
+
+    image = torch.rand(2, 3, *shape, generator=torch.Generator().manual_seed(0))
+    ddf = (_smooth_field(shape, 1, amplitude=4.0).expand(2, -1, *shape) * torch.tensor([1.0, -1.0])
+           .view(2, 1, *[1] * len(shape))).contiguous().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for padding in ("border", "zeros", "reflection"):
+            expected = Warp(mode="bilinear", padding_mode=padding)(image, ddf)
+            ours = warp(image, ddf, padding=padding)
+            assert torch.allclose(ours, expected, atol=1e-5)
+            (g_ref,) = torch.autograd.grad(expected.sum(), ddf)
+            (g,) = torch.autograd.grad(warp(image, ddf, padding=padding).sum(), ddf)
+            assert float((g - g_ref).norm() / g_ref.norm()) < 1e-3
+        labels = torch.randint(0, 4, (2, 1, *shape), generator=torch.Generator().manual_seed(1)).float()
+        near = Warp(mode="nearest", padding_mode="zeros")(labels, ddf.detach())
+        assert float((warp(labels, ddf.detach(), mode="nearest", padding="zeros") != near).float().mean()) < 1e-3
+    small = tuple(n // 2 for n in shape)  # another shape in between, then the first again
+    assert warp(torch.ones(1, 1, *small), torch.zeros(1, len(shape), *small)).shape[2:] == small
+    assert torch.allclose(warp(image, ddf.detach(), padding="zeros"),
+                          Warp(mode="bilinear", padding_mode="zeros")(image, ddf.detach()), atol=1e-5)
+
+
 def test_affine_round_trip_and_centred_rotation():
     rng = np.random.default_rng(0)
     m = np.eye(4)

@@ -148,10 +148,12 @@ def write_report(path: Path, model: Registrator, data: RegistrationData, splits:
         if split["method"] == "network" and split.get("refine_steps"):
             how += f" + {split['refine_steps']} instance-optimisation steps"
         report.add_heading(f"{SPLIT_NAMES[key].capitalize()} ({split['n']}), registered by {how}")
-        report.add_table(metric_rows(split), caption="Mean over pairs; 95% bootstrap CI over pairs in brackets (not "
-                                                     "estimable below 10 pairs). TRE: keypoints, or a known field "
-                                                     "over the fixed mask / labelled region.")
         rows = structure_rows(split)
+        labels = f"Dice: per pair the mean over the structures both label maps hold ({len(rows)} here); " if rows \
+            else ""
+        report.add_table(metric_rows(split), caption=f"Mean over pairs; 95% bootstrap CI over pairs in brackets (not "
+                                                     f"estimable below 10 pairs). {labels}TRE: keypoints, or a known "
+                                                     "field over the fixed mask / labelled region.")
         if rows:
             report.add_table(rows, caption="Per structure: Dice and HD95 of the warped moving labels (pairs where "
                                            "both maps hold the structure)")
