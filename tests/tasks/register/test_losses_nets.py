@@ -110,6 +110,8 @@ def test_local_ncc_matches_monai_on_images_with_background():
             (grad,) = torch.autograd.grad(value, moving)
             assert float(value) == pytest.approx(float(expected), rel=1e-5)
             assert float((grad - grad_ref).norm() / grad_ref.norm()) < 1e-4
+    x = torch.rand(1, 2, 6, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: window_sums(t, 3), (x,))  # the self-adjoint backward
     ones = torch.ones(1, 1, 5, 5)
     assert window_sums(ones, 3)[0, 0, 2, 2] == 9 and window_sums(ones, 3)[0, 0, 0, 0] == 4  # zeros outside
     with pytest.raises(ValueError, match="odd"):

@@ -40,10 +40,7 @@ class MSELoss(nn.Module):
         return torch.mean((warped - fixed) ** 2)
 
 
-def window_sums(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """``x (B, C, *S)`` -> the sum over the ``kernel_size``-wide box around each voxel, zeros outside the image
-    (same shape): one axis at a time, ``kernel_size`` shifted slices added (no cumulative sum, whose
-    differences lose the zeros of an image's background to rounding)."""
+def _box_sums(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     r = kernel_size // 2
     ndim = x.ndim - 2
     for axis in range(2, x.ndim):
@@ -51,11 +48,32 @@ def window_sums(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
         pad[2 * (x.ndim - 1 - axis)] = pad[2 * (x.ndim - 1 - axis) + 1] = r
         padded = F.pad(x, pad)
         n = x.shape[axis]
-        total = padded.narrow(axis, 0, n)
+        total = padded.narrow(axis, 0, n).clone()
         for shift in range(1, kernel_size):
-            total = total + padded.narrow(axis, shift, n)
+            total += padded.narrow(axis, shift, n)
         x = total
     return x
+
+
+class _WindowSums(torch.autograd.Function):
+    """A zero-padded box sum is its own adjoint (symmetric window): the gradient is the box sum of the
+    incoming gradient, with no graph of the ``kernel_size`` additions per axis."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+        ctx.kernel_size = kernel_size
+        return _box_sums(x, kernel_size)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return _box_sums(grad, ctx.kernel_size), None
+
+
+def window_sums(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """``x (B, C, *S)`` -> the sum over the ``kernel_size``-wide box around each voxel, zeros outside the image
+    (same shape): one axis at a time, ``kernel_size`` shifted slices added (no cumulative sum, whose
+    differences lose the zeros of an image's background to rounding). Differentiable."""
+    return _WindowSums.apply(x, int(kernel_size))
 
 
 class LocalNCCLoss(nn.Module):
