@@ -83,8 +83,9 @@ class LocalNCCLoss(nn.Module):
 
     The same value as MONAI's :class:`~monai.losses.LocalNormalizedCrossCorrelationLoss` (rectangular kernel,
     zero padding, ``smooth_nr`` 0, ``smooth_dr`` 1e-5; tested against it), computed here because MONAI's
-    separable convolutions make it ~2x slower on a CPU (0.22 s vs 0.10 s for a 79x95x111 forward and backward
-    on one core), and :meth:`for_fixed` keeps the fixed image's box statistics across an optimisation's steps.
+    separable convolutions make it ~4x slower on a CPU (0.22 s vs 0.05 s for a 79x95x111 forward and backward
+    on one core, with :func:`window_sums`' own backward), and :meth:`for_fixed` keeps the fixed image's box
+    statistics across an optimisation's steps.
     """
 
     smooth_dr = 1e-5

@@ -47,8 +47,7 @@ def _sampling_grid(shape: Sequence[int], dtype: torch.dtype, device: torch.devic
     if key not in _GRIDS:
         if len(_GRIDS) >= _GRIDS_KEPT:
             _GRIDS.pop(next(iter(_GRIDS)))
-        axes = [torch.linspace(-1, 1, n, dtype=dtype, device=device) if n > 1 else
-                torch.full((1,), -1.0, dtype=dtype, device=device) for n in key[0]]
+        axes = [torch.linspace(-1, 1, n, dtype=dtype, device=device) for n in key[0]]  # n = 1: [-1]
         _GRIDS[key] = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], -1)[None]
     return _GRIDS[key]
 
