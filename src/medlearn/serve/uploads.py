@@ -231,7 +231,8 @@ def _deidentified(ds, where: str, ctx: _Context) -> bytes:
                           '{"keep_burned_in": true} (the pixels are returned to you only)')
     _check_voxels(_dicom_voxels(ds), where)
     try:
-        out = deidentify_dataset(ds, uid_map=ctx.uid_map, date_shift_days=None, keep_geometry=True)
+        out = deidentify_dataset(ds, uid_map=ctx.uid_map, date_shift_days=None, keep_geometry=True,
+                                 avoid=ctx.privacy.phi)
         buffer = io.BytesIO()
         out.save_as(buffer, enforce_file_format=True)
     except Exception:  # noqa: BLE001 -- a header pydicom cannot rewrite
