@@ -234,6 +234,14 @@ def main() -> None:
     train_wall = time.perf_counter() - started
     model = Registrator.load(run)
     plan = model.plan_
+    reused = train_wall < 60
+    if reused:  # a run trained by earlier code: today's prediction-time defaults (training is unaffected by them)
+        from medlearn.tasks.register.plan import refine_rule
+
+        for key, value in refine_rule(plan.ndim).items():
+            setattr(plan.inference, key, value)
+        train_wall = float(metrics.get("training", {}).get("wall_seconds") or metrics.get("training", {}).get(
+            "seconds", 0.0))
     sources = read_pairs_csv(work / "data" / "test.csv").pairs[: args.n_test]
     results: dict[str, list[dict[str, Any]]] = {"medlearn": [], "medlearn (working grid only)": [],
                                                 "medlearn (network alone)": [], "SimpleITK B-spline": [],
@@ -272,7 +280,7 @@ def main() -> None:
                "plan": plan.to_dict(), "training": training, "train_wall_seconds": round(train_wall, 1),
                "data_seconds": round(data_seconds, 1), "summary": summary, "per_pair": results,
                "published": PUBLISHED, "load_average_1min_before": load_start, "environment": env,
-               "train_minutes_override": args.minutes, "run_dir": str(run)}
+               "train_minutes_override": args.minutes, "run_dir": str(run), "run_reused": reused}
     payload["headline"] = headline(payload)
     name = "register_brain" if args.minutes is None and args.n_test == N_TEST else "register_brain_partial"
     write_results(name, json.loads(json.dumps(payload, default=str)), markdown(payload))

@@ -116,3 +116,24 @@ def test_local_ncc_matches_monai_on_images_with_background():
     assert window_sums(ones, 3)[0, 0, 2, 2] == 9 and window_sums(ones, 3)[0, 0, 0, 0] == 4  # zeros outside
     with pytest.raises(ValueError, match="odd"):
         LocalNCCLoss(2, 4)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 9, 11), (1, 3, 7, 8, 9)])
+def test_diffusion_loss_value_and_gradient_are_monais(shape):
+    import warnings
+
+    from monai.losses import DiffusionLoss as MonaiDiffusion
+
+    from medlearn.tasks.register.losses import DiffusionLoss
+
+    x = torch.randn(shape, dtype=torch.float64)
+    ours, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = MonaiDiffusion()(ref)
+    value = DiffusionLoss()(ours)
+    (3 * value).backward()
+    (3 * expected).backward()
+    assert torch.allclose(value, expected) and torch.allclose(ours.grad, ref.grad)
+    with pytest.raises(ValueError):
+        DiffusionLoss()(torch.zeros(1, 2, 2, 9))

@@ -75,6 +75,8 @@ def test_the_plan_refuses_clashing_or_out_of_range_fields():
         mono.apply_overrides({"data.working_shape": [32, 32, 32]})
     with pytest.raises(InputError, match="must be odd"):
         mono.apply_overrides({"loss.ncc_kernel": 6})
+    with pytest.raises(InputError, match="inference.refine_fine_kernel.*must be odd"):
+        mono.apply_overrides({"inference.refine_fine_kernel": 4})
     with pytest.raises(InputError, match="allowed: >= 1"):
         mono.apply_overrides({"train.batch_size": 0})
     with pytest.raises(InputError, match="power of 2"):

@@ -7,7 +7,8 @@
   affinely aligned pair composed with it, ``refine`` steps of instance optimisation on the whole field
   (:func:`~.classical.refine`, the plan's similarity and smoothness) on the working grid (on the fixed grid
   when it is small enough) and ``refine_fine_steps`` more on a grid ``refine_fine_factor`` times finer
-  (:func:`fine_shape`), then the field resized to the fixed grid (:func:`~.transforms.resize_field`);
+  (:func:`fine_shape`; local NCC there over ``refine_fine_kernel`` voxels), then the field resized to the fixed
+  grid (:func:`~.transforms.resize_field`);
 * ``"bspline"`` / ``"affine"`` / ``"demons"`` (``"classical"``: the plan's ``classical.method``): SimpleITK
   on the fixed grid (:mod:`.classical`): affine (Mattes MI for a multi-modal pair or plan, else
   correlation), then a cubic B-spline, or demons from the affine field (one modality only).
@@ -92,6 +93,8 @@ def _network_field(net: torch.nn.Module, plan: RegistrationPlan, fixed: np.ndarr
         fine = fine_shape(plan.data.working_shape, shape, inf.refine_fine_factor)
         if inf.refine_fine_steps > 0 and not on_fixed_grid and fine != tuple(plan.data.working_shape):
             # the image detail the working grid averaged away; lr stays the same distance in millimetres
+            if loss.similarity == "ncc" and inf.refine_fine_kernel is not None:  # a window of finer voxels
+                common["kernel_size"] = inf.refine_fine_kernel
             u = refine(resize_field(u, fine), resample_image(f, fine)[None], resample_image(m, fine)[None],
                        steps=inf.refine_fine_steps, lr=inf.refine_lr * inf.refine_fine_factor, **common)
     return resize_field(u, shape)[0]

@@ -5,7 +5,8 @@ one-hot labels ``(B, K, *S)``. Every loss is minimised (similarities are negated
 
 From MONAI: :class:`~monai.losses.GlobalMutualInformationLoss`
 (Parzen-window MI, Mattes et al. 2003 / Viola & Wells 1997, for multi-modal pairs),
-:class:`~monai.losses.DiffusionLoss` (squared gradient of the field; Balakrishnan et al. 2019),
+the value of :class:`~monai.losses.DiffusionLoss` (squared gradient of the field; Balakrishnan et al. 2019;
+computed here with a cheaper backward: :class:`DiffusionLoss`),
 :class:`~monai.losses.BendingEnergyLoss` (second derivatives; Rueckert et al. 1999) and
 :class:`~monai.losses.DiceLoss` (Milletari et al. 2016; label supervision as in Hu et al. 2018,
 MedIA 49:1). Written here: local NCC (VoxelMorph's, Balakrishnan et al. 2019, IEEE TMI 38:1788; MONAI's
@@ -25,9 +26,9 @@ from torch import nn
 
 from medlearn.errors import InputError
 
-__all__ = ["SIMILARITIES", "SMOOTHNESS", "DiceOverlapLoss", "LocalNCCLoss", "MSELoss", "MutualInformationLoss",
-           "RegistrationLoss", "fixed_similarity", "one_hot", "similarity_loss", "smoothness_loss", "unit_range",
-           "window_sums"]
+__all__ = ["SIMILARITIES", "SMOOTHNESS", "DiceOverlapLoss", "DiffusionLoss", "LocalNCCLoss", "MSELoss",
+           "MutualInformationLoss", "RegistrationLoss", "fixed_similarity", "one_hot", "similarity_loss",
+           "smoothness_loss", "unit_range", "window_sums"]
 
 SIMILARITIES = ("mse", "ncc", "mi")
 SMOOTHNESS = ("diffusion", "bending")
@@ -125,6 +126,47 @@ class LocalNCCLoss(nn.Module):
         return lambda warped: self._loss(warped, fixed, *stats)
 
 
+def _interior(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
+    """Index of ``(B, C, *S)``: ``part`` along spatial ``axis``, the interior ``1:-1`` along the others."""
+    return (slice(None), slice(None), *(part if a == axis else slice(1, -1) for a in range(ndim)))
+
+
+class _Diffusion(torch.autograd.Function):
+    """Mean squared central differences with a hand-written backward: autograd's would allocate and zero a
+    full-size gradient for each of the ``2 ndim`` slices (most of a 3D refinement step's ``fill_`` time)."""
+
+    @staticmethod
+    def forward(ctx: Any, ddf: torch.Tensor) -> torch.Tensor:
+        ndim = ddf.ndim - 2
+        diffs = [(ddf[_interior(ndim, a, slice(2, None))] - ddf[_interior(ndim, a, slice(None, -2))]) / 2
+                 for a in range(ndim)]
+        ctx.save_for_backward(*diffs)
+        ctx.shape = ddf.shape
+        return sum(d.square().sum() for d in diffs) / diffs[0].numel()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        diffs = ctx.saved_tensors
+        ndim = len(diffs)
+        out = torch.zeros(ctx.shape, dtype=grad.dtype, device=grad.device)
+        for axis, d in enumerate(diffs):  # d(mean g^2)/dx[i +- 1] = +- g / numel (g = (x[i+1] - x[i-1]) / 2)
+            part = d * (grad / d.numel())
+            out[_interior(ndim, axis, slice(2, None))] += part
+            out[_interior(ndim, axis, slice(None, -2))] -= part
+        return out
+
+
+class DiffusionLoss(nn.Module):
+    """Diffusion regulariser: the mean over batch, components and interior voxels of the squared first
+    derivatives (central differences) of a field ``(B, ndim, *S)`` (Balakrishnan et al. 2019). The value of
+    MONAI's :class:`~monai.losses.DiffusionLoss` (tested against it) with a backward ~3x cheaper on a CPU."""
+
+    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
+        if ddf.ndim not in (4, 5) or ddf.shape[1] != ddf.ndim - 2 or min(ddf.shape[2:]) <= 2:
+            raise ValueError(f"expected a (B, ndim, *S) field with every spatial size > 2, got {tuple(ddf.shape)}")
+        return _Diffusion.apply(ddf)
+
+
 def fixed_similarity(loss: nn.Module, fixed: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """``loss(warped, fixed)`` as ``score(warped)`` for one fixed image (precomputed where the loss can)."""
     if isinstance(loss, LocalNCCLoss):
@@ -169,7 +211,7 @@ def similarity_loss(name: str, ndim: int, **kwargs: Any) -> nn.Module:
 
 def smoothness_loss(name: str) -> nn.Module:
     """``"diffusion"`` (mean squared first derivatives) or ``"bending"`` (bending energy): ``loss(ddf)``."""
-    from monai.losses import BendingEnergyLoss, DiffusionLoss
+    from monai.losses import BendingEnergyLoss
 
     if name == "diffusion":
         return DiffusionLoss()

@@ -182,6 +182,8 @@ class RegistrationInference:
                                      "grid refine_fine_factor times finer than the working grid (at most the fixed "
                                      "grid; when refinement does not already run on the fixed grid; 0: off)")
     refine_fine_factor: int = setting(2, min=2, max=8, help="how much finer the second refinement grid is")
+    refine_fine_kernel: int | None = setting(None, min=1, max=31, help="local NCC window (voxels, odd) on the finer "
+                                             "refinement grid (None: loss.ncc_kernel)")
 
 
 @dataclass
@@ -264,6 +266,8 @@ class RegistrationPlan(Plan):
             raise InputError("network.control_spacing", f"must be a power of 2, got {self.network.control_spacing}")
         if self.loss.ncc_kernel % 2 == 0:
             raise InputError("loss.ncc_kernel", f"must be odd, got {self.loss.ncc_kernel}")
+        if self.inference.refine_fine_kernel is not None and self.inference.refine_fine_kernel % 2 == 0:
+            raise InputError("inference.refine_fine_kernel", f"must be odd, got {self.inference.refine_fine_kernel}")
         for key, method in (("inference.method", self.inference.method), ("classical.method", self.classical.method)):
             if not self.data.same_modality and method == "demons":
                 raise InputError(key, "demons assumes one modality but the training pairs are multi-modal "
@@ -362,7 +366,7 @@ def schedule_rule(ndim: int) -> dict[str, float | int]:
     return {"batch_size": 4, "max_minutes": 10.0, "steps_per_epoch": 50}
 
 
-def refine_rule(ndim: int) -> dict[str, float | int]:
+def refine_rule(ndim: int) -> dict[str, float | int | None]:
     """Instance optimisation at prediction time (``inference.refine_*``): steps, grid and smoothness weight.
 
     Evidence, 2D (the 2D benchmark's validation side: 16 synthetic pairs of the ITK PD slice from the ``val``
@@ -378,14 +382,21 @@ def refine_rule(ndim: int) -> dict[str, float | int]:
     (2.2 / 2.5 s); + 50 steps at 4 mm 0.860 / 0.858 (4.3 / 4.6 s); + 10 steps at 2 mm 0.888 / 0.887 (9.2 /
     8.0 s, folding 0.0014%); + 20 at 2 mm 0.889 / 0.889 (12 s); 20 steps at 4 mm + 10 at 2 mm 0.889 / 0.887
     (7.1 s). On one pair, finer control points at 4 mm (grid 1) folded 0.44% for less Dice, weight 0.25
-    folded 0.61%. A 2 mm step cost ~0.3-0.4 s here before local NCC from box sums and the kept warp grid; now the
-    default path takes 2.7-3.1 s per pair (6.0-6.4 before; untrained network, 2 threads, nothing else running).
-    Control points at every 2 mm voxel on the finer level (the 4 validation pairs, the affine stage + an
-    untrained network): Dice 0.881 vs 0.887, folding 0.58%; with weight 2, 0.878 / 0.18%; 20 finer steps 0.8875.
+    folded 0.61%. Control points at every 2 mm voxel on the finer level (the 4 validation pairs, the affine stage
+    + an untrained network): Dice 0.881 vs 0.887, folding 0.58%; with weight 2, 0.878 / 0.18%; 20 finer steps 0.8875.
+    The finer level's local NCC window (``refine_fine_kernel``; the 4 validation pairs, the benchmark's network
+    trained 30 min, mean Dice): 7 voxels (14 mm, the training window) with 10 steps 0.8873; 5 voxels 0.8889,
+    3 voxels 0.8902 (the structures' boundaries are a few mm); with 20 steps 0.8903 (5) / 0.8924 (3, folding
+    0.025%); smoothness weight 0.5 there 0.8863 (folding 0.08%); 3 more steps on the 1 mm grid 0.8841 at 20 s
+    per pair. Chosen: 3 voxels, 20 steps. Seconds per pair (registration, 2 threads, a quiet machine of the fast
+    class): 3.6 s with 7 voxels / 10 steps, 4.6 s chosen (the machine class varies 1.7x: the same path took 8-9 s
+    on the slow one).
     """
     if ndim == 2:
-        return {"refine_steps": 100, "refine_grid": 4, "refine_weight": 4.0, "refine_fine_steps": 0}
-    return {"refine_steps": 20, "refine_grid": 2, "refine_weight": 1.0, "refine_fine_steps": 10}
+        return {"refine_steps": 100, "refine_grid": 4, "refine_weight": 4.0, "refine_fine_steps": 0,
+                "refine_fine_kernel": None}
+    return {"refine_steps": 20, "refine_grid": 2, "refine_weight": 1.0, "refine_fine_steps": 20,
+            "refine_fine_kernel": 3}
 
 
 def prealign_rule(ndim: int) -> PrealignSection:
@@ -435,7 +446,8 @@ def make_plan(fp: RegistrationFingerprint, network: str = "voxelmorph", dataset:
                                            refine_grid=int(refine["refine_grid"]),
                                            refine_weight=float(refine["refine_weight"]),
                                            refine_full_max_voxels=REFINE_FULL_MAX_VOXELS[fp.ndim],
-                                           refine_fine_steps=int(refine["refine_fine_steps"]))
+                                           refine_fine_steps=int(refine["refine_fine_steps"]),
+                                           refine_fine_kernel=refine["refine_fine_kernel"])
     plan.prealign = prealign_rule(fp.ndim)
     plan.classical = ClassicalSection(sampling=classical_sampling_rule(fp.ndim))
     plan.check()
