@@ -224,7 +224,8 @@ def main() -> None:
     run = work / "run"
     overrides = {"train.max_minutes": args.minutes} if args.minutes else {}
     started = time.perf_counter()
-    if not (run / "metrics.json").exists():
+    reused = (run / "metrics.json").exists()
+    if not reused:
         metrics = train(get_task("register"), TrainRequest("register", str(work / "data" / "train.csv"), str(run),
                                                            overrides, progress=False, n_boot=200),
                         echo=lambda *a, **k: print(*a, flush=True) if str(a[0]).startswith(("Training", "warning"))
@@ -234,14 +235,12 @@ def main() -> None:
     train_wall = time.perf_counter() - started
     model = Registrator.load(run)
     plan = model.plan_
-    reused = train_wall < 60
     if reused:  # a run trained by earlier code: today's prediction-time defaults (training is unaffected by them)
         from medlearn.tasks.register.plan import refine_rule
 
         for key, value in refine_rule(plan.ndim).items():
             setattr(plan.inference, key, value)
-        train_wall = float(metrics.get("training", {}).get("wall_seconds") or metrics.get("training", {}).get(
-            "seconds", 0.0))
+        train_wall = float(metrics.get("training", {}).get("seconds", 0.0))
     sources = read_pairs_csv(work / "data" / "test.csv").pairs[: args.n_test]
     results: dict[str, list[dict[str, Any]]] = {"medlearn": [], "medlearn (working grid only)": [],
                                                 "medlearn (network alone)": [], "SimpleITK B-spline": [],

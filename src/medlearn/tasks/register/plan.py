@@ -264,10 +264,10 @@ class RegistrationPlan(Plan):
                              f"{self.network.channels}", "give an even number of values, e.g. [16, 32, 32, 32]")
         if self.network.control_spacing & (self.network.control_spacing - 1):
             raise InputError("network.control_spacing", f"must be a power of 2, got {self.network.control_spacing}")
-        if self.loss.ncc_kernel % 2 == 0:
-            raise InputError("loss.ncc_kernel", f"must be odd, got {self.loss.ncc_kernel}")
-        if self.inference.refine_fine_kernel is not None and self.inference.refine_fine_kernel % 2 == 0:
-            raise InputError("inference.refine_fine_kernel", f"must be odd, got {self.inference.refine_fine_kernel}")
+        for key, kernel in (("loss.ncc_kernel", self.loss.ncc_kernel),
+                            ("inference.refine_fine_kernel", self.inference.refine_fine_kernel)):
+            if kernel is not None and kernel % 2 == 0:
+                raise InputError(key, f"must be odd, got {kernel}")
         for key, method in (("inference.method", self.inference.method), ("classical.method", self.classical.method)):
             if not self.data.same_modality and method == "demons":
                 raise InputError(key, "demons assumes one modality but the training pairs are multi-modal "
