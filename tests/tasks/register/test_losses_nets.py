@@ -118,22 +118,24 @@ def test_local_ncc_matches_monai_on_images_with_background():
         LocalNCCLoss(2, 4)
 
 
+@pytest.mark.parametrize("name", ["DiffusionLoss", "BendingEnergyLoss"])
 @pytest.mark.parametrize("shape", [(2, 2, 9, 11), (1, 3, 7, 8, 9)])
-def test_diffusion_loss_value_and_gradient_are_monais(shape):
+def test_smoothness_value_and_gradient_are_monais(name, shape):
     import warnings
 
-    from monai.losses import DiffusionLoss as MonaiDiffusion
+    import monai.losses
 
-    from medlearn.tasks.register.losses import DiffusionLoss
+    from medlearn.tasks.register import losses
 
     x = torch.randn(shape, dtype=torch.float64)
     ours, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = MonaiDiffusion()(ref)
-    value = DiffusionLoss()(ours)
+        expected = getattr(monai.losses, name)()(ref)
+    value = getattr(losses, name)()(ours)
     (3 * value).backward()
     (3 * expected).backward()
     assert torch.allclose(value, expected) and torch.allclose(ours.grad, ref.grad)
+    assert torch.autograd.gradcheck(getattr(losses, name)(), (x[:1, :, :5, :4].clone().requires_grad_(),))
     with pytest.raises(ValueError):
-        DiffusionLoss()(torch.zeros(1, 2, 2, 9))
+        getattr(losses, name)()(torch.zeros(1, 2, 2, 9))

@@ -5,10 +5,10 @@
 * ``"network"``: both images normalised (plan) and resampled to the working grid
   (:mod:`.preprocess`), the optimised affine stage (:mod:`.affine`, ``prealign``), the network's field on the
   affinely aligned pair composed with it, ``refine`` steps of instance optimisation on the whole field
-  (:func:`~.classical.refine`, the plan's similarity and smoothness) on the working grid (on the fixed grid
-  when it is small enough) and ``refine_fine_steps`` more on a grid ``refine_fine_factor`` times finer
-  (:func:`fine_shape`; local NCC there over ``refine_fine_kernel`` voxels), then the field resized to the fixed
-  grid (:func:`~.transforms.resize_field`);
+  (:func:`~.classical.refine`, the plan's similarity; ``refine_smoothness`` weighted ``refine_weight``) on the
+  working grid (on the fixed grid when it is small enough) and ``refine_fine_steps`` more on a grid
+  ``refine_fine_factor`` times finer (:func:`fine_shape`; local NCC there over ``refine_fine_kernel`` voxels),
+  then the field resized to the fixed grid (:func:`~.transforms.resize_field`);
 * ``"bspline"`` / ``"affine"`` / ``"demons"`` (``"classical"``: the plan's ``classical.method``): SimpleITK
   on the fixed grid (:mod:`.classical`): affine (Mattes MI for a multi-modal pair or plan, else
   correlation), then a cubic B-spline, or demons from the affine field (one modality only).
@@ -87,7 +87,8 @@ def _network_field(net: torch.nn.Module, plan: RegistrationPlan, fixed: np.ndarr
         on_fixed_grid = int(np.prod(shape)) <= inf.refine_full_max_voxels
         if on_fixed_grid:  # on the fixed grid itself: full-resolution detail
             u, fw, mw = resize_field(u, shape), torch.as_tensor(f)[None], torch.as_tensor(m)[None]
-        common = {"similarity": loss.similarity, "smoothness": loss.smoothness, "weight": weight,
+        smoothness = inf.refine_smoothness or loss.smoothness
+        common = {"similarity": loss.similarity, "smoothness": smoothness, "weight": weight,
                   "grid_spacing": inf.refine_grid, **kwargs}
         u = refine(u, fw, mw, steps=refine_steps, lr=inf.refine_lr, **common)
         fine = fine_shape(plan.data.working_shape, shape, inf.refine_fine_factor)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medlearn.nets.sampling import grid_sample_3d
+
 __all__ = ["normalise", "prealign_field", "remap_labels", "resample_image", "resample_labels", "working_pair"]
 
 
@@ -69,6 +71,8 @@ def resample_image(image: np.ndarray | torch.Tensor, shape: Sequence[int]) -> to
         pooled_index = (pos - (k - 1) / 2) / k
         axes.append(2 * pooled_index / max(m - 1, 1) - 1)
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], -1)[None]
+    if ndim == 3:
+        return grid_sample_3d(pooled, grid, padding="border")[0]
     return F.grid_sample(pooled, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medlearn.nets.sampling import grid_sample_3d
+
 __all__ = [
     "affine_to_ddf", "bspline_grid_shape", "bspline_to_ddf", "centred_affine_to_voxel", "compose_fields",
     "ddf_to_affine", "identity_grid", "integrate_velocity", "invert_field",
@@ -68,8 +70,16 @@ def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding
     if len(shape) != ndim or tuple(image.shape[2:]) != shape or ndim not in (2, 3):
         raise ValueError(f"image {tuple(image.shape)} and ddf {tuple(ddf.shape)}: expected (B, C, *S) and "
                          "(B, ndim, *S) with ndim 2 or 3")
-    scale = torch.tensor([2.0 / max(n - 1, 1) for n in reversed(shape)], dtype=ddf.dtype, device=ddf.device)
-    grid = _sampling_grid(shape, ddf.dtype, ddf.device) + ddf.flip(1).movedim(1, -1) * scale
+    identity = _sampling_grid(shape, ddf.dtype, ddf.device)
+    scale = [2.0 / max(n - 1, 1) for n in reversed(shape)]
+    if torch.is_grad_enabled() and ddf.requires_grad:
+        grid = identity + ddf.flip(1).movedim(1, -1) * torch.tensor(scale, dtype=ddf.dtype, device=ddf.device)
+    else:  # one fused pass per component into the grid (a 1 mm brain: ~60 vs ~140 ms)
+        grid = torch.empty((ddf.shape[0], *shape, ndim), dtype=ddf.dtype, device=ddf.device)
+        for j in range(ndim):
+            torch.add(identity[..., j], ddf[:, ndim - 1 - j], alpha=scale[j], out=grid[..., j])
+    if ndim == 3:  # one volume on every CPU thread (torch's 3D kernel splits a batch only)
+        return grid_sample_3d(image.to(ddf.dtype), grid, mode=mode, padding=padding)
     return F.grid_sample(image.to(ddf.dtype), grid, mode=mode, padding_mode=padding, align_corners=True)
 
 
