@@ -1,4 +1,4 @@
-"""``grid_sample`` for one 3D volume on every CPU thread.
+"""``grid_sample`` (``align_corners=True``), one 3D volume on every CPU thread.
 
 PyTorch's CPU 3D ``grid_sample`` (forward and backward) parallelises over the batch only
 (``at::parallel_for(0, N, ...)`` in ``aten/src/ATen/native/GridSampler.cpp``), so a single volume -- the
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["grid_sample_3d"]
+__all__ = ["grid_sample"]
 
 _MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
 _PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
@@ -72,12 +72,12 @@ class _SlabGridSample(torch.autograd.Function):
                 _join(grad_grid, depth, dim=1) if want[1] else None, None, None, None)
 
 
-def grid_sample_3d(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear", padding: str = "zeros",
-                   threads: int | None = None) -> torch.Tensor:
-    """``F.grid_sample(image, grid, mode, padding, align_corners=True)`` for ``image (1, C, D, H, W)`` and
-    ``grid (1, D', H', W', 3)``, split over ``threads`` (default: torch's intra-op threads) on the CPU.
+def grid_sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear", padding: str = "zeros",
+                threads: int | None = None) -> torch.Tensor:
+    """``F.grid_sample(image, grid, mode, padding, align_corners=True)``; one CPU volume ``image (1, C, D, H, W)``
+    with ``grid (1, D', H', W', 3)`` is split over ``threads`` (default: torch's intra-op threads).
 
-    Anything else (a batch, CUDA, one thread, a grid too thin to split) goes to ``F.grid_sample`` itself.
+    Anything else (2D, a batch, CUDA, one thread, a grid too thin to split) is ``F.grid_sample`` itself.
     Differentiable in both arguments.
     """
     k = min(torch.get_num_threads() if threads is None else int(threads), grid.shape[1] if grid.ndim == 5 else 1)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlearn.nets.sampling import grid_sample_3d
+from medlearn.nets.sampling import grid_sample
 
 __all__ = ["normalise", "prealign_field", "remap_labels", "resample_image", "resample_labels", "working_pair"]
 
@@ -71,9 +71,7 @@ def resample_image(image: np.ndarray | torch.Tensor, shape: Sequence[int]) -> to
         pooled_index = (pos - (k - 1) / 2) / k
         axes.append(2 * pooled_index / max(m - 1, 1) - 1)
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij")[::-1], -1)[None]
-    if ndim == 3:
-        return grid_sample_3d(pooled, grid, padding="border")[0]
-    return F.grid_sample(pooled, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    return grid_sample(pooled, grid, padding="border")[0]
 
 
 def resample_labels(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -83,7 +81,7 @@ def resample_labels(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     if spatial == tuple(shape):
         return lab
     t = torch.as_tensor(lab.astype(np.float32))[None]
-    out = F.grid_sample(t, _grid(spatial, shape), mode="nearest", align_corners=True)[0]
+    out = grid_sample(t, _grid(spatial, shape), mode="nearest")[0]
     return out.round().numpy().astype(lab.dtype)
 
 

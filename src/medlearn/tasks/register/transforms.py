@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlearn.nets.sampling import grid_sample_3d
+from medlearn.nets.sampling import grid_sample
 
 __all__ = [
     "affine_to_ddf", "bspline_grid_shape", "bspline_to_ddf", "centred_affine_to_voxel", "compose_fields",
@@ -78,9 +78,8 @@ def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding
         grid = torch.empty((ddf.shape[0], *shape, ndim), dtype=ddf.dtype, device=ddf.device)
         for j in range(ndim):
             torch.add(identity[..., j], ddf[:, ndim - 1 - j], alpha=scale[j], out=grid[..., j])
-    if ndim == 3:  # one volume on every CPU thread (torch's 3D kernel splits a batch only)
-        return grid_sample_3d(image.to(ddf.dtype), grid, mode=mode, padding=padding)
-    return F.grid_sample(image.to(ddf.dtype), grid, mode=mode, padding_mode=padding, align_corners=True)
+    # a 3D volume on every CPU thread (torch's 3D kernel splits a batch only)
+    return grid_sample(image.to(ddf.dtype), grid, mode=mode, padding=padding)
 
 
 def warp_labels(labels: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
