@@ -1,8 +1,9 @@
 """The checkpoint callback keeps ``last.ckpt`` current even when the monitored metric stops improving;
-a non-finite loss stops training."""
+a non-finite loss stops training; the time budget holds the closing validation."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from medlearn.engine.callbacks import TrainingDiverged
+from medlearn.engine.callbacks import BudgetTimer, TrainingDiverged
 from medlearn.engine.rundir import RunDirectory
 from medlearn.engine.trainer import build_trainer
 from medlearn.errors import InputError
@@ -63,3 +64,50 @@ def test_a_non_finite_loss_stops_training_with_one_line(tmp_path: Path) -> None:
         trainer.fit(_Diverging(), data, data)
     assert isinstance(error.value, InputError) and "\n" not in str(error.value)  # exit code 2, one line
     assert torch.load(run.checkpoints_dir / "last.ckpt", weights_only=False)["global_step"] == 2  # before the NaN
+
+
+class _Slow(_Worsening):
+    """Steps of ~40 ms and validations of ~300 ms: the budget must hold the closing validation too."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        time.sleep(0.04)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        time.sleep(0.15)  # two validation batches
+        super().validation_step(batch, batch_idx)
+
+
+def test_the_time_budget_ends_training_before_it_not_after(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    run.prepare()
+    train = DataLoader(TensorDataset(torch.randn(40, 2), torch.randn(40, 1)), batch_size=4)  # 10 steps per epoch
+    val = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+    budget = 2.4  # seconds: ~3 epochs of (0.4 s steps + 0.3 s validation), and no fourth
+    trainer = build_trainer(run, max_epochs=100, monitor="score", mode="max", patience=None, enable_progress_bar=False,
+                            max_time_minutes=budget / 60)
+    started = time.perf_counter()
+    trainer.fit(_Slow(), train, val)
+    elapsed = time.perf_counter() - started
+    assert elapsed < budget  # Lightning's own Timer ends a step and a validation past it
+    assert trainer.global_step >= 20 and elapsed > budget - 1.0  # and it did not stop far too early
+    timer = next(c for c in trainer.callbacks if isinstance(c, BudgetTimer))
+    assert 0.2 < timer.closing_seconds < 0.6 and 0.03 < timer.step_seconds < 0.1
+
+
+def test_a_resumed_run_continues_the_budget_it_had_spent(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    run.prepare()
+    train = DataLoader(TensorDataset(torch.randn(40, 2), torch.randn(40, 1)), batch_size=4)
+    val = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+    first = build_trainer(run, max_epochs=2, monitor="score", mode="max", patience=None, enable_progress_bar=False,
+                          max_time_minutes=1.0)
+    first.fit(_Slow(), train, val)
+    saved = torch.load(run.checkpoints_dir / "last.ckpt", weights_only=False)["callbacks"]
+    spent = next(v for k, v in saved.items() if "BudgetTimer" in k)["time_elapsed"]["train"]
+    assert spent > 1.0  # two epochs of ~0.7 s
+    second = build_trainer(run, max_epochs=100, monitor="score", mode="max", patience=None,
+                           enable_progress_bar=False, max_time_minutes=(spent + 1.0) / 60)
+    started = time.perf_counter()
+    second.fit(_Slow(), train, val, ckpt_path=str(run.checkpoints_dir / "last.ckpt"))
+    assert time.perf_counter() - started < 1.0 + 0.3  # only the budget left over (plus checkpoint loading)

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from medlearn.engine.callbacks import AtomicModelCheckpoint, StopOnNonFiniteLoss
+from medlearn.engine.callbacks import AtomicModelCheckpoint, BudgetTimer, StopOnNonFiniteLoss
 from medlearn.engine.rundir import RunDirectory
 from medlearn.errors import InputError
 
@@ -107,6 +107,8 @@ def build_trainer(
                                  monitor=monitor, mode=mode, save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     callbacks: list[Callback] = [best, StopOnNonFiniteLoss(), *extra_callbacks]
+    if max_time_minutes:  # not Trainer(max_time=...): Lightning's Timer stops after the budget, not before it
+        callbacks.append(BudgetTimer(timedelta(minutes=max_time_minutes)))
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if enable_progress_bar:
@@ -119,7 +121,6 @@ def build_trainer(
         strategy=strategy,
         max_epochs=max_epochs,
         max_steps=max_steps,
-        max_time=timedelta(minutes=max_time_minutes) if max_time_minutes else None,
         callbacks=callbacks,
         logger=logger,
         enable_progress_bar=enable_progress_bar,
