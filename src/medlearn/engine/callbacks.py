@@ -84,10 +84,11 @@ class BudgetTimer(Timer):
 
     ``Timer`` stops at the first step that ends past ``duration``; Lightning then runs the closing
     validation and checkpoint writes, so a run overshoots by a step plus a validation (a 30-minute 3D
-    registration run ended at 30.04 min). This one also counts the trainer's set-up (from ``on_fit_start``)
-    and stops at the last step after which one more step *and* the closing work would no longer fit.
-    The closing work is measured, not guessed: the time a step interval that held a validation took beyond
-    a plain step. A resumed run continues the elapsed time saved in its checkpoint (``Timer``'s state).
+    registration run ended at 30.04 min). This one's clock starts when it is made (with the trainer, so the
+    set-up of ``fit`` and a resume's checkpoint loading count too), and it stops at the last step after
+    which one more step *and* the closing work would no longer fit. The closing work is measured, not
+    guessed: the time a step interval that held a validation took beyond a plain step (none is reserved
+    before the first validation). A resumed run continues the elapsed time saved in its checkpoint.
     """
 
     #: weight of the newest step time in the running estimate
@@ -98,15 +99,17 @@ class BudgetTimer(Timer):
         self._mark: float | None = None
         self._validated = False
         self._intervals = 0
+        self._created = time.monotonic()
         self.step_seconds = 0.0
         self.closing_seconds = 0.0
 
     def on_fit_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        self._start_time[RunningStage.TRAINING] = self._mark = time.monotonic()
+        self._start_time[RunningStage.TRAINING] = self._created
+        self._mark = time.monotonic()
         super().on_fit_start(trainer, *args, **kwargs)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pass  # the clock runs from on_fit_start: the set-up is part of the budget
+        pass  # the clock runs from the trainer's creation: the set-up is part of the budget
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_start(trainer, pl_module)

@@ -90,6 +90,18 @@ def test_pyramid_helpers():
     assert pyramid_factor(0.2, [1]) == 1
 
 
+@pytest.mark.parametrize("name", ["mse", "ncc", "mi"])
+def test_a_similarity_bound_to_one_fixed_image_scores_as_the_loss_does(name):
+    gen = torch.Generator().manual_seed(1)
+    fixed = torch.rand(1, 1, 24, 20, generator=gen) * 5
+    moving = (fixed.roll(2, dims=3) + 0.3 * torch.rand(1, 1, 24, 20, generator=gen)).requires_grad_()
+    loss = similarity_loss(name, 2)
+    bound, direct = loss.for_fixed(fixed)(moving), loss(moving, fixed)
+    (g_bound,), (g_direct,) = torch.autograd.grad(bound, moving), torch.autograd.grad(direct, moving)
+    assert float(bound) == pytest.approx(float(direct), rel=1e-6)
+    assert torch.allclose(g_bound, g_direct, rtol=1e-5, atol=1e-8)
+
+
 def test_local_ncc_matches_monai_on_images_with_background():
     """Same value and gradient as MONAI's LNCC (the reference), where a zero background makes box
     variances vanish (the clamp) and rounding would show; for_fixed gives the same as forward."""

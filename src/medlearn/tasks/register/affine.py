@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from medlearn.tasks.register.losses import fixed_similarity, similarity_loss
+from medlearn.tasks.register.losses import similarity_loss
 from medlearn.tasks.register.nets import image_pyramid
 from medlearn.tasks.register.transforms import affine_to_ddf, centred_affine_to_voxel, warp
 
@@ -63,7 +63,7 @@ def optimise_affine(fixed: torch.Tensor, moving: torch.Tensor, similarity: str =
         warnings.simplefilter("ignore")
         for fl, ml in zip(image_pyramid(f, factors), image_pyramid(m, factors), strict=True):
             level = tuple(fl.shape[2:])
-            score = fixed_similarity(sim, fl)
+            score = sim.for_fixed(fl)
             for _ in range(int(steps)):
                 opt.zero_grad()
                 u = affine_to_ddf(centred_affine_to_voxel(param, level), level, fl.dtype)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medlearn.tasks.register.losses import fixed_similarity, similarity_loss, smoothness_loss
+from medlearn.tasks.register.losses import similarity_loss, smoothness_loss
 from medlearn.tasks.register.transforms import warp
 
 __all__ = ["ClassicalResult", "affine_register", "demons_register", "field_from_transform", "refine", "to_sitk"]
@@ -250,7 +250,7 @@ def refine(ddf: np.ndarray | torch.Tensor, fixed: np.ndarray | torch.Tensor, mov
 
     start = F.interpolate(u0, size=coarse, mode=mode, align_corners=True) if coarse != shape else u0
     param = torch.nn.Parameter(start.clone())
-    score = fixed_similarity(similarity_loss(similarity, ndim, **similarity_kwargs), f)
+    score = similarity_loss(similarity, ndim, **similarity_kwargs).for_fixed(f)
     smooth = smoothness_loss(smoothness)
     opt = torch.optim.Adam([param], lr=lr)
     with torch.enable_grad(), warnings.catch_warnings():

@@ -29,14 +29,24 @@ from torch import nn
 from medlearn.errors import InputError
 
 __all__ = ["SIMILARITIES", "SMOOTHNESS", "BendingEnergyLoss", "DiceOverlapLoss", "DiffusionLoss", "LocalNCCLoss",
-           "MSELoss", "MutualInformationLoss", "RegistrationLoss", "fixed_similarity", "one_hot", "similarity_loss",
+           "MSELoss", "MutualInformationLoss", "RegistrationLoss", "SimilarityLoss", "one_hot", "similarity_loss",
            "smoothness_loss", "unit_range", "window_sums"]
 
 SIMILARITIES = ("mse", "ncc", "mi")
 SMOOTHNESS = ("diffusion", "bending")
 
 
-class MSELoss(nn.Module):
+class SimilarityLoss(nn.Module):
+    """``loss(warped, fixed)``, lower is better; :meth:`for_fixed` binds one fixed image (instance
+    optimisation: hundreds of steps against it), precomputing what the loss can."""
+
+    def for_fixed(self, fixed: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``score(warped) = loss(warped, fixed)`` for this one ``fixed`` image."""
+        fixed = fixed.detach()
+        return lambda warped: self(warped, fixed)
+
+
+class MSELoss(SimilarityLoss):
     """Mean squared intensity difference; for mono-modal pairs with equal intensity scales."""
 
     def forward(self, warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
@@ -79,7 +89,7 @@ def window_sums(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return _WindowSums.apply(x, int(kernel_size))
 
 
-class LocalNCCLoss(nn.Module):
+class LocalNCCLoss(SimilarityLoss):
     """``-LNCC`` in ``[-1, 0]``: minus the mean squared local normalised cross-correlation in
     ``kernel_size`` boxes (VoxelMorph, Balakrishnan et al. 2019), robust to smooth intensity changes such as
     bias fields.
@@ -121,8 +131,7 @@ class LocalNCCLoss(nn.Module):
         return self._loss(warped, fixed, *self._fixed_statistics(fixed))
 
     def for_fixed(self, fixed: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``loss(warped)`` against this one ``fixed`` image, its statistics computed once (instance
-        optimisation: hundreds of steps against one fixed image)."""
+        """``score(warped)`` against this one ``fixed`` image, its box statistics computed once."""
         fixed = fixed.detach()
         stats = self._fixed_statistics(fixed)
         return lambda warped: self._loss(warped, fixed, *stats)
@@ -230,13 +239,6 @@ class BendingEnergyLoss(nn.Module):
         return _Bending.apply(ddf)
 
 
-def fixed_similarity(loss: nn.Module, fixed: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``loss(warped, fixed)`` as ``score(warped)`` for one fixed image (precomputed where the loss can)."""
-    if isinstance(loss, LocalNCCLoss):
-        return loss.for_fixed(fixed)
-    return lambda warped: loss(warped, fixed)
-
-
 def unit_range(image: torch.Tensor) -> torch.Tensor:
     """Per image and channel, min-max scaled to ``[0, 1]`` (the range MONAI's MI bins assume); the
     scaling constants are detached, so gradients flow only through the intensities."""
@@ -247,7 +249,7 @@ def unit_range(image: torch.Tensor) -> torch.Tensor:
     return (image - lo.view(shape)) / (hi - lo).clamp_min(1e-8).view(shape)
 
 
-class MutualInformationLoss(nn.Module):
+class MutualInformationLoss(SimilarityLoss):
     """``-MI`` of the joint intensity histogram (Gaussian Parzen windows, MONAI), images scaled to [0, 1]
     first; for multi-modal pairs whose intensities are related but not equal."""
 
@@ -260,8 +262,13 @@ class MutualInformationLoss(nn.Module):
     def forward(self, warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         return self.loss(unit_range(warped), unit_range(fixed))
 
+    def for_fixed(self, fixed: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``score(warped)`` against this one ``fixed`` image, scaled to [0, 1] once."""
+        scaled = unit_range(fixed.detach())
+        return lambda warped: self.loss(unit_range(warped), scaled)
 
-def similarity_loss(name: str, ndim: int, **kwargs: Any) -> nn.Module:
+
+def similarity_loss(name: str, ndim: int, **kwargs: Any) -> SimilarityLoss:
     """``"mse"``, ``"ncc"`` (local NCC; ``kernel_size``) or ``"mi"`` (``num_bins``): ``loss(warped, fixed)``."""
     if name == "mse":
         return MSELoss()
