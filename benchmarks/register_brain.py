@@ -299,9 +299,10 @@ def markdown(p: dict[str, Any]) -> str:
              f"Real T1 + aseg (160x192x224, 1 mm), {p['n_train']} training / {p['n_val']} validation / {p['n_test']} "
              "test pairs of independent random deformations (affine + smooth field, bias/gamma/noise; test "
              "deformations never trained on). Dice over VoxelMorph's 30 structures. medlearn: default plan, "
-             f"trained {p['train_wall_seconds'] / 60:.1f} min wall ({steps} steps, working grid "
+             f"trained {t.get('seconds', p['train_wall_seconds']) / 60:.1f} min wall ({steps} steps; the whole "
+             f"`register train` with its own evaluation {p['train_wall_seconds'] / 60:.1f} min), working grid "
              f"{p['plan']['data']['working_shape']}, {p['plan']['inference']['refine_steps']} refine steps there and "
-             f"{p['plan']['inference'].get('refine_fine_steps', 0)} on a grid twice as fine). "
+             f"{p['plan']['inference'].get('refine_fine_steps', 0)} on a grid twice as fine. "
              f"2 CPU cores shared with other jobs: 1-min load average {p['load_average_1min_before']:.1f} before, "
              f"{p['environment']['load_average_1min_at_end']:.1f} at the end.", "",
              "| method | Dice (30 structures) [95% CI] | Dice before | folding % | SDlogJ | TRE mm | s per pair | "
