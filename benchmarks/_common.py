@@ -72,3 +72,23 @@ def members_text(training: dict[str, Any]) -> str:
         return ""
     return (f"{training['members']} ensemble members ({training['steps_per_member']} steps), "
             f"{training['members_side_by_side']} side by side, one process each")
+
+
+def value_text(entry: Any, fmt: str = "{:.3f}") -> str:
+    """A ``{"value", "ci95"}`` metric as a table cell: "0.895 [0.890, 0.899]", the value alone when the
+    CI was not estimable, "—" when there is no value."""
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "—"
+    ci = entry.get("ci95")
+    return fmt.format(entry["value"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def ci_footnote(n_units: int, unit: str = "test pairs") -> str:
+    """The sentence under a table whose CI column is empty because there are too few units to
+    bootstrap ("" when there are enough), so an empty column is explained rather than silent."""
+    from medlearn.evaluation.bootstrap import MIN_CI_UNITS
+
+    if n_units >= MIN_CI_UNITS:
+        return ""
+    return (f"No 95% CIs: {n_units} {unit}, and a bootstrap CI needs at least {MIN_CI_UNITS} "
+            "(`medlearn.evaluation.bootstrap.MIN_CI_UNITS`); the per-pair values are in the JSON.")

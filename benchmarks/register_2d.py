@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import data_root, environment, load_average, write_results
+from _common import ci_footnote, data_root, environment, load_average, value_text, write_results
 
 ITK = "itk_brain_slices_registration"
 SUBJECTS = (16, 27, 30, 62, 64, 85)
@@ -318,14 +318,6 @@ def _pick(split: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- tables ---------------------------------------------------------------------------------------------
-def _v(entry: Any, fmt: str = "{:.3f}") -> str:
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "—"
-    text = fmt.format(entry["value"])
-    ci = entry.get("ci95")
-    return text + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
-
-
 #: (field, label, larger is better) of the test rows, in the order the "who wins" line names them
 WIN_METRICS = (("tre_mm", "TRE", False), ("ncc_after", "NCC after", True), ("mi_after", "MI after", True),
                ("folding_percent", "folding", False), ("seconds", "time", False))
@@ -370,8 +362,8 @@ def markdown(parts: list[dict[str, Any]], truth: dict[str, float], env: dict[str
                       "evidence):", "",
                       "| refine steps | TRE px [95% CI] | folding % | s per pair |", "|---|---|---|---|"]
             for row in part["refine_study_val"]:
-                lines.append(f"| {row['method']} | {_v(row.get('tre_mm'))} | {_v(row.get('folding_percent'))} | "
-                             f"{_v(row.get('seconds'))} |")
+                cells = [row["method"]] + [value_text(row.get(k)) for k in ("tre_mm", "folding_percent", "seconds")]
+                lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         has_tre = any("tre_mm" in r for r in part["test"])
         head = "| method | " + ("TRE px per pair | mean TRE px | " if has_tre else "") + \
@@ -382,11 +374,12 @@ def markdown(parts: list[dict[str, Any]], truth: dict[str, float], env: dict[str
             if has_tre:
                 per = ", ".join(f"{r['name']} {r['tre_mm']:.2f}" for r in row["per_pair"]
                                 if r.get("tre_mm") is not None)
-                cells += [per, _v(row.get("tre_mm"))]
-            cells += [_v(row.get("ncc_before")), _v(row.get("ncc_after")), _v(row.get("folding_percent")),
-                      _v(row.get("seconds"), "{:.2f}")]
+                cells += [per, value_text(row.get("tre_mm"))]
+            cells += [value_text(row.get(k)) for k in ("ncc_before", "ncc_after", "folding_percent")]
+            cells.append(value_text(row.get("seconds"), "{:.2f}"))
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", winners(part["test"]), ""]
+        lines += [""] + ([note, ""] if (note := ci_footnote(part["test"][0]["pairs"])) else [])
+        lines += [winners(part["test"]), ""]
     return "\n".join(lines)
 
 
@@ -404,8 +397,8 @@ def headline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "goal met": "yes" if worst < 1.0 else "no"})
         else:
             rows.append({"task": "register", "benchmark": f"2D {part['part']}: NCC after (test pairs)",
-                         "medlearn": f"{_v(net.get('ncc_after'))} ({net['method']})",
-                         "reference": f"SimpleITK B-spline {_v(sitk.get('ncc_after'))}", "goal met": "—"})
+                         "medlearn": f"{value_text(net.get('ncc_after'))} ({net['method']})",
+                         "reference": f"SimpleITK B-spline {value_text(sitk.get('ncc_after'))}", "goal met": "—"})
     return rows
 
 

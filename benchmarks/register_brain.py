@@ -81,7 +81,7 @@ if __name__ == "__main__" and "--ants-worker" in sys.argv:  # the benchmark venv
     ants_worker(sys.argv[sys.argv.index("--ants-worker") + 1:])
     raise SystemExit(0)
 
-from _common import data_root, environment, load_average, write_results  # noqa: E402
+from _common import ci_footnote, data_root, environment, load_average, value_text, write_results  # noqa: E402
 
 
 def deformation():
@@ -285,13 +285,6 @@ def main() -> None:
     write_results(name, json.loads(json.dumps(payload, default=str)), markdown(payload))
 
 
-def _v(entry: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
-    if not entry or entry.get("value") is None:
-        return "—"
-    ci = entry.get("ci95")
-    return fmt.format(entry["value"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
-
-
 def markdown(p: dict[str, Any]) -> str:
     t = p["training"]
     steps = t.get("steps_per_member")
@@ -308,15 +301,16 @@ def markdown(p: dict[str, Any]) -> str:
              "| method | Dice (30 structures) [95% CI] | Dice before | folding % | SDlogJ | TRE mm | s per pair | "
              "speed vs SyN |", "|---|---|---|---|---|---|---|---|"]
     for name, s in p["summary"].items():
-        lines.append(f"| {name} | {_v(s.get('dice'))} | {_v(s.get('dice_before'))} | "
-                     f"{_v(s.get('folding_percent'), '{:.3f}')} | {_v(s.get('std_log_jacobian'))} | "
-                     f"{_v(s.get('tre_mm'), '{:.2f}')} | {_v(s.get('seconds'), '{:.1f}')} | "
+        lines.append(f"| {name} | {value_text(s.get('dice'))} | {value_text(s.get('dice_before'))} | "
+                     f"{value_text(s.get('folding_percent'), '{:.3f}')} | {value_text(s.get('std_log_jacobian'))} | "
+                     f"{value_text(s.get('tre_mm'), '{:.2f}')} | {value_text(s.get('seconds'), '{:.1f}')} | "
                      f"{s['speed_vs_syn'] if s.get('speed_vs_syn') else '—'}x |")
     for name, dice in PUBLISHED.items():
         secs = PUBLISHED_SECONDS.get(name)
         lines.append(f"| published: {name} (VoxelMorph TMI 2019, other data) | {dice:.3f} | | | | | "
                      f"{'~' + str(secs) + ' (CPU)' if secs else ''} | |")
-    lines += ["", f"ANTs SyN settings: {p['syn']}. SimpleITK: the product's `--method bspline` with the plan's "
+    lines += [""] + ([note, ""] if (note := ci_footnote(p["n_test"])) else [])
+    lines += [f"ANTs SyN settings: {p['syn']}. SimpleITK: the product's `--method bspline` with the plan's "
               f"classical section {p['plan']['classical']}."]
     return "\n".join(lines)
 
