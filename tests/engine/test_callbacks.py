@@ -95,6 +95,33 @@ def test_the_time_budget_ends_training_before_it_not_after(tmp_path: Path) -> No
     assert 0.2 < timer.closing_seconds < 0.6 and 0.03 < timer.step_seconds < 0.1
 
 
+class _EvenPaced(_Worsening):
+    """Steps of ~40 ms and validation batches of ~30 ms."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        time.sleep(0.04)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        time.sleep(0.03)
+        super().validation_step(batch, batch_idx)
+
+
+def test_a_budget_shorter_than_an_epoch_holds_its_only_validation(tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "run")
+    run.prepare()
+    train = DataLoader(TensorDataset(torch.randn(160, 2), torch.randn(160, 1)), batch_size=4)  # 40 steps: 1.6 s
+    val = DataLoader(TensorDataset(torch.randn(40, 2), torch.randn(40, 1)), batch_size=4)  # 10 batches: 0.3 s
+    budget = 1.5  # seconds: no validation has been measured when the budget runs out
+    trainer = build_trainer(run, max_epochs=100, monitor="score", mode="max", patience=None, enable_progress_bar=False,
+                            max_time_minutes=budget / 60)
+    started = time.perf_counter()
+    trainer.fit(_EvenPaced(), train, val)
+    elapsed = time.perf_counter() - started
+    assert 10 <= trainer.global_step < 40  # stopped inside the first epoch, not at once
+    assert elapsed < budget  # a step per validation batch was reserved for the closing validation (0.3 s)
+
+
 def test_a_resumed_run_continues_the_budget_it_had_spent(tmp_path: Path) -> None:
     run = RunDirectory(tmp_path / "run")
     run.prepare()

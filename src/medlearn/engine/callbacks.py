@@ -86,9 +86,11 @@ class BudgetTimer(Timer):
     validation and checkpoint writes, so a run overshoots by a step plus a validation (a 30-minute 3D
     registration run ended at 30.04 min). This one's clock starts when it is made (with the trainer, so the
     set-up of ``fit`` and a resume's checkpoint loading count too), and it stops at the last step after
-    which one more step *and* the closing work would no longer fit. The closing work is measured, not
-    guessed: the time a step interval that held a validation took beyond a plain step (none is reserved
-    before the first validation). A resumed run continues the elapsed time saved in its checkpoint.
+    which one more step *and* the closing work would no longer fit. The closing work is measured: the time
+    a step interval that held a validation took beyond a plain step. Before the first validation it is
+    estimated as one training step per validation batch (a forward pass is cheaper than a step, so this
+    errs towards stopping early), so a budget shorter than an epoch holds too. A resumed run continues
+    the elapsed time saved in its checkpoint.
     """
 
     #: weight of the newest step time in the running estimate
@@ -102,6 +104,7 @@ class BudgetTimer(Timer):
         self._created = time.monotonic()
         self.step_seconds = 0.0
         self.closing_seconds = 0.0
+        self._closing_measured = False
 
     def on_fit_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         self._start_time[RunningStage.TRAINING] = self._created
@@ -125,6 +128,7 @@ class BudgetTimer(Timer):
             self._validated = False
         elif self._validated:  # this interval held a validation (and the checkpoint writes after it)
             self.closing_seconds = max(0.0, interval - self.step_seconds)
+            self._closing_measured = True
             self._validated = False
         elif self.step_seconds == 0.0:
             self.step_seconds = interval
@@ -136,9 +140,18 @@ class BudgetTimer(Timer):
         # going on costs the next step and the validation that closes any stop, plus the validation due
         # right after this batch (it runs whether or not we stop, so stopping now costs only it)
         assert self._duration is not None
-        needed = self.time_elapsed() + self.step_seconds + self.closing_seconds * (2 if scheduled else 1)
+        closing = self.closing_seconds if self._closing_measured else self.step_seconds * _validation_batches(trainer)
+        needed = self.time_elapsed() + self.step_seconds + closing * (2 if scheduled else 1)
         should_stop = bool(trainer.strategy.broadcast(needed >= self._duration))
         trainer.should_stop = trainer.should_stop or should_stop
+
+
+def _validation_batches(trainer: pl.Trainer) -> int:
+    """How many batches one validation runs (0 when there is none or it cannot tell)."""
+    try:
+        return int(sum(n for n in trainer.num_val_batches if math.isfinite(n)))
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _validates_after(trainer: pl.Trainer, batch_idx: int) -> bool:
