@@ -64,7 +64,8 @@ METHODS = ("network", CLASSICAL, *CLASSICAL_METHODS)
 #: ~250. The brain of ``voxelmorph_brain_t1_aseg`` (160x192x224) becomes 40x48x56.
 VOXEL_BUDGET = {2: 128 * 128, 3: 64 * 64 * 64}
 #: Instance optimisation runs on the fixed image's own grid up to this many voxels (2D: a refinement step
-#: on a 1024^2 image costs ~0.1-0.3 s here; 3D: never, a step on a 160x192x224 brain costs seconds).
+#: costs ~0.03 s at 800^2 here, the serial sections' 100 steps ~3 s per pair in the 2D benchmark of
+#: 2026-12-04; 3D: never, a step on a 160x192x224 brain costs seconds).
 REFINE_FULL_MAX_VOXELS = {2: 1024 * 1024, 3: 0}
 #: Poolings of the U-Net: halve until the bottleneck side would drop below 8 voxels, at most 4
 #: (nnU-Net's topology rule, Isensee et al. 2021; not measured here).
@@ -377,7 +378,8 @@ def refine_rule(ndim: int) -> dict[str, float | int | None]:
     (folding 0.10 %, SDlogJ 0.71), 0.72 with grid 4 / weight 1, 0.62 with grid 2 / weight 4, 0.41 with
     grid 4 / weight 4 (folding 0, SDlogJ 0.11), 0.34-0.36 with grid 8-16 / weight 4, 0.53-0.98 with weight
     8-16; 50 steps 0.50. Chosen: 100 steps, grid 4, weight 4 (a coarser grid gains little on these very smooth
-    synthetic fields and would lose the local detail of real pairs). About 3-5 s per 221x257 pair here.
+    synthetic fields and would lose the local detail of real pairs). About 1.4 s per 221x257 pair here (the 2D
+    benchmark of 2026-12-04; 3-5 s before the losses' own backward passes).
     3D: on the working grid (a step on a 1 mm brain costs seconds), then ``refine_fine_steps`` on a grid twice
     as fine. Evidence (the brain benchmark's validation pairs val000 / val001, the network of its 20-min pilot,
     working grid 40x48x56 = 4 mm, Dice over the 30 structures, seconds per pair): network alone 0.770 / 0.754
