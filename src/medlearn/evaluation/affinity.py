@@ -109,9 +109,14 @@ def _resampled_ci(y_rank: np.ndarray, p_rank: np.ndarray, w: np.ndarray) -> np.n
     return out
 
 
-def affinity_metrics_ci(y_true: Any, y_pred: Any, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def affinity_metrics_ci(y_true: Any, y_pred: Any, n_boot: int = 1000, seed: int = 0,
+                        groups: Any = None) -> dict[str, Any]:
     """``{"ci", "mse", "rm2", "pearson"}`` as ``{"value", "ci95"}`` (95% percentile bootstrap over pairs,
-    ``n_boot`` resamples; ``n_boot=0``: no CIs) and ``"n"``, the number of pairs."""
+    ``n_boot`` resamples; ``n_boot=0``: no CIs) and ``"n"``, the number of pairs.
+
+    ``groups`` (one label per pair, e.g. the protein of a cold-protein test set): resample whole groups,
+    since pairs of one held-out protein are not independent; ``"n_groups"`` is added and a CI needs
+    that many units (:data:`~medlearn.evaluation.bootstrap.MIN_CI_UNITS`)."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
     if y.shape != p.shape:
@@ -122,7 +127,7 @@ def affinity_metrics_ci(y_true: Any, y_pred: Any, n_boot: int = 1000, seed: int 
     if n_boot > 0 and n:
         y_rank = np.unique(y, return_inverse=True)[1].reshape(-1)
         p_rank = np.unique(p, return_inverse=True)[1].reshape(-1)
-        for w in count_chunks(n, n_boot, seed):
+        for w in count_chunks(n, n_boot, seed, groups):
             for key, values in _weighted_regression(y, p, w).items():
                 resampled[key].append(values)
             resampled["ci"].append(_resampled_ci(y_rank, p_rank, w))
@@ -130,13 +135,22 @@ def affinity_metrics_ci(y_true: Any, y_pred: Any, n_boot: int = 1000, seed: int 
     out: dict[str, Any] = {}
     for key in ("ci", "mse", "rm2", "pearson"):
         values = np.concatenate(resampled[key]) if resampled[key] else None
-        out[key] = ci_entry(point[key], values, n, undefined=why.get(key))
+        out[key] = ci_entry(point[key], values, _units(n, groups), undefined=why.get(key))
     out["n"] = n
+    if groups is not None:
+        out["n_groups"] = _units(n, groups)
     return out
 
 
-def interaction_metrics_ci(y_true: Any, score: Any, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """0/1 interactions: ``{"roc_auc", "pr_auc"}`` as ``{"value", "ci95"}`` (bootstrap over pairs) and ``"n"``.
+def _units(n: int, groups: Any) -> int:
+    """What the bootstrap resamples: pairs, or the distinct groups."""
+    return n if groups is None else len(np.unique(np.asarray(groups)))
+
+
+def interaction_metrics_ci(y_true: Any, score: Any, n_boot: int = 1000, seed: int = 0,
+                           groups: Any = None) -> dict[str, Any]:
+    """0/1 interactions: ``{"roc_auc", "pr_auc"}`` as ``{"value", "ci95"}`` (bootstrap over pairs, or over
+    ``groups`` as in :func:`affinity_metrics_ci`) and ``"n"``.
 
     ROC AUC through the Mann-Whitney statistic for all resamples at once; PR AUC is scikit-learn's
     average precision with the multiplicities as sample weights.
@@ -154,7 +168,7 @@ def interaction_metrics_ci(y_true: Any, score: Any, n_boot: int = 1000, seed: in
     roc_b: list[np.ndarray] = []
     pr_b: list[float] = []
     if n_boot > 0 and both:
-        for w in count_chunks(n, n_boot, seed):
+        for w in count_chunks(n, n_boot, seed, groups):
             roc_b.append(weighted_auc(y, s, w))
             for row in w:
                 positives = float(row @ y)
@@ -162,6 +176,9 @@ def interaction_metrics_ci(y_true: Any, score: Any, n_boot: int = 1000, seed: in
                             if 0 < positives < row.sum() else math.nan)
     elif n_boot > 0:  # undefined on the data: say so (ci_note) rather than report no bootstrap
         roc_b, pr_b = [np.full(n_boot, math.nan)], [math.nan] * n_boot
-    why = "one class present"
-    return {"roc_auc": ci_entry(roc, np.concatenate(roc_b) if roc_b else None, n, undefined=why),
-            "pr_auc": ci_entry(pr, np.asarray(pr_b) if pr_b else None, n, undefined=why), "n": n}
+    why, units = "one class present", _units(n, groups)
+    out = {"roc_auc": ci_entry(roc, np.concatenate(roc_b) if roc_b else None, units, undefined=why),
+           "pr_auc": ci_entry(pr, np.asarray(pr_b) if pr_b else None, units, undefined=why), "n": n}
+    if groups is not None:
+        out["n_groups"] = units
+    return out

@@ -138,3 +138,29 @@ def test_interactions_need_both_classes_to_select_on():
     t.y = np.arange(len(t)) / 10
     with pytest.raises(InputError, match="needs 0/1 values"):
         TASK.finish_plan(CPIPlan(task="classification"), t, splits, {"task": "classification"}, print)
+
+
+@pytest.mark.parametrize("split", ["cold_protein", "cold_drug"])
+def test_cold_splits_hold_whole_proteins_or_compounds_out(shared_data, split):
+    t = load_affinity_matrix(shared_data / "davis_kiba_dta", "davis")
+    splits = _split(t, [f"data.split={split}"])
+    unit = t.protein if split == "cold_protein" else t.drug
+    seen = {part: set(unit[splits.indices(part)].tolist()) for part in ("train", "val", "test")}
+    assert not seen["train"] & seen["val"] and not seen["train"] & seen["test"] and not seen["val"] & seen["test"]
+    sizes = splits.sizes()
+    assert 0.05 < sizes["test"] / len(t) < 0.15 and 0.05 < sizes["val"] / len(t) < 0.15  # test/val_fraction 0.1
+    assert sorted(splits.indices("test").tolist()) != sorted(t.folds["test"].tolist())  # not the DeepDTA folds
+    assert _split(t, [f"data.split={split}"]).assignment.tolist() == splits.assignment.tolist()  # seeded
+
+
+def test_a_cold_split_is_refused_where_it_cannot_hold(tmp_path):
+    rows = ["smiles,sequence,value,split"] + [f"{'C' * (i % 7 + 1)},MKV{'L' * (i % 5)},{i / 10},"
+                                              f"{'test' if i >= 40 else 'train'}" for i in range(50)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="split column"):
+        _split(load_pairs_csv(tmp_path / "s.csv"), ["data.split=cold_protein"])
+    (tmp_path / "two.csv").write_text("smiles,sequence,value\n" + "".join(
+        f"{'C' * (i % 9 + 1)},MKV{'L' * (i % 2)},{i / 10}\n" for i in range(40)))  # two proteins only
+    with pytest.raises(InputError, match="too few") as error:
+        _split(load_pairs_csv(tmp_path / "two.csv"), ["data.split=cold_protein"])
+    assert "\n" not in str(error.value)

@@ -104,3 +104,23 @@ def test_interaction_metrics_with_cis():
     assert m["pr_auc"]["ci95"] is not None and m["n"] == 200
     one = interaction_metrics_ci(np.ones(20), score[:20], n_boot=20)
     assert one["roc_auc"]["value"] is None and "one class" in one["roc_auc"]["ci_note"]
+
+
+def test_grouped_cis_resample_whole_groups():
+    # 30 proteins whose pairs share one error each: pairs are not independent, so the interval over
+    # proteins must be wider than the one over pairs, and 8 proteins are too few for any interval
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(30), 20)
+    y = rng.normal(6, 1, 600)
+    p = y + rng.normal(0, 0.6, 30)[groups] + rng.normal(0, 0.1, 600)
+    pairs = affinity_metrics_ci(y, p, n_boot=300, seed=0)
+    grouped = affinity_metrics_ci(y, p, n_boot=300, seed=0, groups=groups)
+    assert grouped["n"] == 600 and grouped["n_groups"] == 30 and "n_groups" not in pairs
+    assert grouped["mse"]["value"] == pytest.approx(pairs["mse"]["value"])  # the point estimate is the same
+    width = {k: m["mse"]["ci95"][1] - m["mse"]["ci95"][0] for k, m in (("pairs", pairs), ("grouped", grouped))}
+    assert width["grouped"] > 2 * width["pairs"]
+    few = affinity_metrics_ci(y[:160], p[:160], n_boot=50, groups=groups[:160])
+    assert few["mse"]["ci95"] is None and "8 unit(s)" in few["mse"]["ci_note"]
+    labels = (y > 6).astype(float)
+    auc = interaction_metrics_ci(labels, p, n_boot=100, groups=groups)
+    assert auc["n_groups"] == 30 and auc["roc_auc"]["ci95"] is not None

@@ -60,3 +60,15 @@ def test_binary_values_train_an_interaction_classifier(tmp_path):
     assert prob.shape == (80,) and ((prob >= 0) & (prob <= 1)).all()
     val = model.metrics_["val"]
     assert set(val) >= {"roc_auc", "pr_auc"} and val["roc_auc"]["ci95"] is not None
+
+
+def test_a_cold_protein_run_scores_unseen_proteins_with_cis_over_proteins(tmp_path):
+    from .synthetic import synthetic, write_csv
+
+    csv = write_csv(synthetic(n_comp=6, n_prot=40), tmp_path / "pairs.csv")
+    overrides = {**TINY, "train.max_epochs": 3, "data.split": "cold_protein", "data.test_fraction": 0.3}
+    model = AffinityModel(overrides=overrides, n_boot=50).fit(csv, tmp_path / "run")
+    test, val = model.metrics_["test"], model.metrics_["val"]
+    assert test["ci_unit"] == "proteins" and 10 <= test["n_groups"] <= 14 and test["n"] == 6 * test["n_groups"]
+    assert test["mse"]["ci95"] is not None  # 12 proteins: enough to resample
+    assert val["n_groups"] == 4 and val["mse"]["ci95"] is None and "4 unit(s)" in val["mse"]["ci_note"]

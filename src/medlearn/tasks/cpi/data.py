@@ -247,3 +247,9 @@ def describe_invalid(table: InteractionTable, limit: int = 10) -> str | None:
     more = f" (+{len(table.invalid_rows) - limit} more)" if len(table.invalid_rows) > limit else ""
     return (f"{table.source}: skipped {len(table.invalid_rows)} row(s) with an invalid SMILES, sequence or "
             f"value at row(s) {shown}{more}")
+
+
+def cold_groups(table: InteractionTable, split: str) -> np.ndarray | None:
+    """Per pair, the compound (cold_drug) or protein (cold_protein) index a cold split holds out whole;
+    None for a random split."""
+    return {"cold_drug": table.drug, "cold_protein": table.protein}.get(split)

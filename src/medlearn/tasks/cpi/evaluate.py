@@ -10,7 +10,7 @@ import numpy as np
 
 from medlearn.evaluation.affinity import affinity_metrics, affinity_metrics_ci, interaction_metrics_ci
 from medlearn.evaluation.report import Report
-from medlearn.tasks.cpi.data import InteractionTable
+from medlearn.tasks.cpi.data import InteractionTable, cold_groups
 
 if TYPE_CHECKING:
     from medlearn.data.splits import Splits
@@ -29,11 +29,13 @@ def evaluation_parts(table: InteractionTable, splits: Splits | None) -> dict[str
     return {"all": np.arange(len(table))}
 
 
-def split_metrics(task: str, y: np.ndarray, pred: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
-    """Headline metrics with CIs: CI / MSE / r_m^2 / Pearson (affinities) or ROC / PR AUC (0/1)."""
+def split_metrics(task: str, y: np.ndarray, pred: np.ndarray, n_boot: int, seed: int,
+                  groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Headline metrics with CIs: CI / MSE / r_m^2 / Pearson (affinities) or ROC / PR AUC (0/1); ``groups``
+    (a cold split's held-out compound or protein per pair): the bootstrap resamples those."""
     if task == "classification":
-        return interaction_metrics_ci(y, pred, n_boot, seed)
-    return affinity_metrics_ci(y, pred, n_boot, seed)
+        return interaction_metrics_ci(y, pred, n_boot, seed, groups)
+    return affinity_metrics_ci(y, pred, n_boot, seed, groups)
 
 
 def member_metrics(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
@@ -56,7 +58,10 @@ def evaluate_model(model: AffinityModel, table: InteractionTable, splits: Splits
     for part, idx in evaluation_parts(table, splits).items():
         preds = model.predict_members(table, idx)  # (M, N)
         mean, y = preds.mean(0), table.y[idx]
-        metrics[part] = split_metrics(model.task_, y, mean, n_boot, seed)
+        groups = cold_groups(table, model.plan_.data.split) if splits is not None else None
+        metrics[part] = split_metrics(model.task_, y, mean, n_boot, seed, None if groups is None else groups[idx])
+        if groups is not None:
+            metrics[part]["ci_unit"] = "compounds" if model.plan_.data.split == "cold_drug" else "proteins"
         predictions[part] = (idx, mean)
         if len(model.nets_) > 1:
             ensemble[f"{part}_members"] = [member_metrics(model.task_, y, p) for p in preds]

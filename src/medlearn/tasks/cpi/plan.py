@@ -95,6 +95,11 @@ class CPITrain(TrainSection):
 class CPIData:
     """How pairs are split (read before the rest of the plan: the split comes first)."""
 
+    split: Literal["random", "cold_drug", "cold_protein"] = setting(
+        "random", help="random: the DeepDTA folds, a CSV's split column, or random pairs (DeepDTA's setting 1); "
+                       "cold_drug / cold_protein: whole compounds / proteins held out (val_fraction, "
+                       "test_fraction of the pairs), so validation and test ask about unseen ones; CIs then "
+                       "resample those compounds / proteins, not pairs")
     val_fold: int = setting(4, min=0, help="Davis/KIBA: the DeepDTA training fold that validates (the others train)")
     val_fraction: float = setting(0.1, min=0, max=0.5, exclusive_min=True,
                                   help="a CSV without val rows: the share of training pairs held out to validate")

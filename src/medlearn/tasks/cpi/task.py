@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medlearn.data.splits import Splits, random_fractions
+from medlearn.data.splits import Splits, balanced_groups, random_fractions
 from medlearn.engine.budget import StepTiming
 from medlearn.engine.members import MemberJob, MemberOutput, TrainedMember
 from medlearn.engine.rundir import RunDirectory
@@ -23,6 +23,7 @@ from medlearn.tasks.base import Echo, Task, TrainRequest
 from medlearn.tasks.cpi.data import (
     InteractionTable,
     check_trainable,
+    cold_groups,
     describe_invalid,
     load_interactions,
     pair_keys,
@@ -199,8 +200,12 @@ def pair_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[st
     Davis/KIBA: validation = DeepDTA training fold ``data.val_fold``, training = the other four, test =
     the test fold. CSV: its ``split`` column if present (validation carved at random from the train rows
     when it has none), else a seeded random split of the pairs (:func:`~medlearn.data.splits.random_fractions`).
+    ``data.split`` cold_drug / cold_protein: whole compounds / proteins per part
+    (:func:`~medlearn.data.splits.balanced_groups`), on Davis/KIBA instead of the DeepDTA folds.
     """
     f = table.folds
+    if settings.split != "random":
+        return _cold_parts(table, settings, seed)
     if "fold0" in f and "test" in f:
         n_folds = sum(k.startswith("fold") for k in f)
         if not 0 <= settings.val_fold < n_folds:
@@ -217,6 +222,24 @@ def pair_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[st
     if val + test >= 1:
         raise InputError("--set data.val_fraction", f"val {val:g} + test {test:g} leave no training pairs")
     return random_fractions(len(table), seed, (1 - val - test, val, test))
+
+
+def _cold_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[str, np.ndarray]:
+    unit = "compounds" if settings.split == "cold_drug" else "proteins"
+    if "train" in table.folds:
+        raise InputError(table.source, f"data.split={settings.split} would ignore the CSV's split column",
+                         "drop the split column, or keep data.split=random")
+    val, test = settings.val_fraction, settings.test_fraction
+    if val + test >= 1:
+        raise InputError("--set data.val_fraction", f"val {val:g} + test {test:g} leave no training pairs")
+    groups = cold_groups(table, settings.split)
+    parts = balanced_groups(groups, seed, (1 - val - test, val, test))
+    for part in ("train", "val") + (("test",) if test > 0 else ()):
+        if len(parts[part]) == 0:
+            raise InputError(table.source, f"a {settings.split} split left no {part} pairs: "
+                             f"{len(np.unique(groups))} {unit} are too few for these fractions",
+                             "give more " + unit + " or raise data.val_fraction / data.test_fraction")
+    return parts
 
 
 def _timing_module(plan: CPIPlan, data: InteractionTable, train: np.ndarray) -> Any:
