@@ -83,12 +83,13 @@ def value_text(entry: Any, fmt: str = "{:.3f}") -> str:
     return fmt.format(entry["value"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
 
-def ci_footnote(n_units: int, unit: str = "test pairs") -> str:
+def ci_footnote(n_units: int, unit: str = "test pairs", then: str = "the per-pair values are in the JSON") -> str:
     """The sentence under a table whose CI column is empty because there are too few units to
-    bootstrap ("" when there are enough), so an empty column is explained rather than silent."""
+    bootstrap ("" when there are enough), so an empty column is explained rather than silent;
+    ``then`` ends it (where the values behind the table are)."""
     from medlearn.evaluation.bootstrap import MIN_CI_UNITS
 
     if n_units >= MIN_CI_UNITS:
         return ""
     return (f"No 95% CIs: {n_units} {unit}, and a bootstrap CI needs at least {MIN_CI_UNITS} "
-            "(`medlearn.evaluation.bootstrap.MIN_CI_UNITS`); the per-pair values are in the JSON.")
+            f"(`medlearn.evaluation.bootstrap.MIN_CI_UNITS`){'; ' + then if then else ''}.")

@@ -11,7 +11,8 @@ RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
 ORDER = ["medmnist", "classify_3d", "classify_throughput", "segment_drive", "segment_isbi", "segment_brain",
          "segment_speed", "register_brain", "register_2d", "qsar_moleculenet", "qsar_scale",
-         "cpi_deepdta_folds_davis", "cpi_deepdta_folds_kiba", "generate_selfies_lstm_lipophilicity",
+         "cpi_deepdta_folds_davis", "cpi_deepdta_folds_kiba", "cpi_cold_split_davis",
+         "generate_selfies_lstm_lipophilicity",
          "generate_selfies_aae_lipophilicity", "serve_load"]
 COLUMNS = ("task", "benchmark", "medlearn", "reference", "goal met")
 
