@@ -218,10 +218,15 @@ def pair_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[st
             cut = random_fractions(len(train), seed, (1 - settings.val_fraction, settings.val_fraction, 0.0))
             train, val = np.sort(np.concatenate([train[cut["train"]], train[cut["test"]]])), train[cut["val"]]
         return {"train": train, "val": val, "test": f.get("test", np.zeros(0, dtype=int))}
+    return random_fractions(len(table), seed, _fractions(settings))
+
+
+def _fractions(settings: CPIData) -> tuple[float, float, float]:
+    """(train, val, test) shares of the pairs from ``data.val_fraction`` / ``data.test_fraction``."""
     val, test = settings.val_fraction, settings.test_fraction
     if val + test >= 1:
         raise InputError("--set data.val_fraction", f"val {val:g} + test {test:g} leave no training pairs")
-    return random_fractions(len(table), seed, (1 - val - test, val, test))
+    return 1 - val - test, val, test
 
 
 def _cold_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[str, np.ndarray]:
@@ -229,12 +234,10 @@ def _cold_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[s
     if "train" in table.folds:
         raise InputError(table.source, f"data.split={settings.split} would ignore the CSV's split column",
                          "drop the split column, or keep data.split=random")
-    val, test = settings.val_fraction, settings.test_fraction
-    if val + test >= 1:
-        raise InputError("--set data.val_fraction", f"val {val:g} + test {test:g} leave no training pairs")
+    fractions = _fractions(settings)
     groups = cold_groups(table, settings.split)
-    parts = balanced_groups(groups, seed, (1 - val - test, val, test))
-    for part in ("train", "val") + (("test",) if test > 0 else ()):
+    parts = balanced_groups(groups, seed, fractions)
+    for part in ("train", "val") + (("test",) if fractions[2] > 0 else ()):
         if len(parts[part]) == 0:
             raise InputError(table.source, f"a {settings.split} split left no {part} pairs: "
                              f"{len(np.unique(groups))} {unit} are too few for these fractions",
