@@ -60,15 +60,18 @@ def run_split(split: str, work: Path, overrides: list[str]) -> dict[str, Any]:
     table = load_affinity_matrix(root, "davis")
     splits = Splits.load(run / "splits.json", TASK.item_ids(table), TASK.split_unit)
     train, test = splits.indices("train"), splits.indices("test")
-    groups = cold_groups(table, split)[test]
-    baseline = affinity_metrics_ci(table.y[test], seen_mean_baseline(table, split, train, test), 1000, 0, groups)
+    groups = cold_groups(table, split)
+    baseline = affinity_metrics_ci(table.y[test], seen_mean_baseline(table, split, train, test), 1000, 0,
+                                   groups[test])
     return {"split": split, "wall_seconds": round(wall, 1), "metrics": metrics, "baseline": baseline,
-            "pairs": splits.sizes(), "held_out": {p: int(len(np.unique(cold_groups(table, split)[splits.indices(p)])))
+            "pairs": splits.sizes(), "held_out": {p: int(len(np.unique(groups[splits.indices(p)])))
                                                   for p in ("train", "val", "test")},
             "plan": json.loads((run / "plan.json").read_text())}
 
 
 def markdown(payload: dict[str, Any]) -> str:
+    from medlearn.tasks.cpi.data import COLD_UNITS
+
     lines = ["### Compound-protein affinity, DAVIS, cold splits (`benchmarks/cpi_cold_split.py`)", "",
              "The cpi default plan with whole proteins (cold_protein) or compounds (cold_drug) held out: 10% of "
              "the pairs validate, 10% test, seed 0, instead of the DeepDTA folds. Baseline: each test pair "
@@ -79,16 +82,15 @@ def markdown(payload: dict[str, Any]) -> str:
              "test r_m^2 | wall min |", "|---|---|---|---|---|---|---|"]
     for part in payload["runs"]:
         te, base, held = part["metrics"]["test"], part["baseline"], part["held_out"]
-        unit = "proteins" if part["split"] == "cold_protein" else "compounds"
-        count = f"{held['train']} / {held['val']} / {held['test']} {unit}"
+        count = f"{held['train']} / {held['val']} / {held['test']} {COLD_UNITS[part['split']]}"
         seen = SEEN[part["split"]][0]
         lines.append(f"| {part['split']} | {count} | medlearn | {value_text(te['ci'])} | {value_text(te['mse'])} | "
                      f"{value_text(te['rm2'])} | {part['wall_seconds'] / 60:.1f} |")
         lines.append(f"| {part['split']} | | mean of the test pair's {seen} in training | {value_text(base['ci'])} | "
                      f"{value_text(base['mse'])} | {value_text(base['rm2'])} | |")
     for part in payload["runs"]:
-        unit = "held-out proteins" if part["split"] == "cold_protein" else "held-out compounds"
-        if note := ci_footnote(part["held_out"]["test"], f"{unit} ({part['split']})", then=""):
+        unit = f"held-out {COLD_UNITS[part['split']]} ({part['split']})"
+        if note := ci_footnote(part["held_out"]["test"], unit, then=""):
             lines += ["", note]
     random = payload.get("random_split")
     if random:
@@ -98,11 +100,13 @@ def markdown(payload: dict[str, Any]) -> str:
 
 
 def headline(payload: dict[str, Any]) -> list[dict[str, str]]:
+    from medlearn.tasks.cpi.data import COLD_UNITS
+
     rows = []
     for part in payload["runs"]:
         te, base = part["metrics"]["test"], part["baseline"]
         rows.append({"task": "cpi", "benchmark": f"DAVIS {part['split'].replace('_', '-')} test (unseen "
-                     f"{'proteins' if part['split'] == 'cold_protein' else 'compounds'})",
+                     f"{COLD_UNITS[part['split']]})",
                      "medlearn": f"CI {value_text(te['ci'])}, MSE {value_text(te['mse'])}",
                      "reference": f"{SEEN[part['split']][0]}-mean baseline CI {value_text(base['ci'])}, "
                                   f"MSE {value_text(base['mse'])}", "goal met": "—"})

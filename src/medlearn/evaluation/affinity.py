@@ -133,12 +133,13 @@ def affinity_metrics_ci(y_true: Any, y_pred: Any, n_boot: int = 1000, seed: int 
             resampled["ci"].append(_resampled_ci(y_rank, p_rank, w))
     why = {"ci": "every measured value is equal", "pearson": "a constant measured or predicted value"}
     out: dict[str, Any] = {}
+    units = _units(n, groups)
     for key in ("ci", "mse", "rm2", "pearson"):
         values = np.concatenate(resampled[key]) if resampled[key] else None
-        out[key] = ci_entry(point[key], values, _units(n, groups), undefined=why.get(key))
+        out[key] = ci_entry(point[key], values, units, undefined=why.get(key))
     out["n"] = n
     if groups is not None:
-        out["n_groups"] = _units(n, groups)
+        out["n_groups"] = units
     return out
 
 

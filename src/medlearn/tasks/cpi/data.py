@@ -249,6 +249,10 @@ def describe_invalid(table: InteractionTable, limit: int = 10) -> str | None:
             f"value at row(s) {shown}{more}")
 
 
+#: what each cold split holds out whole, as reports name it
+COLD_UNITS = {"cold_drug": "compounds", "cold_protein": "proteins"}
+
+
 def cold_groups(table: InteractionTable, split: str) -> np.ndarray | None:
     """Per pair, the compound (cold_drug) or protein (cold_protein) index a cold split holds out whole;
     None for a random split."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from medlearn.evaluation.affinity import affinity_metrics, affinity_metrics_ci, interaction_metrics_ci
 from medlearn.evaluation.report import Report
-from medlearn.tasks.cpi.data import InteractionTable, cold_groups
+from medlearn.tasks.cpi.data import COLD_UNITS, InteractionTable, cold_groups
 
 if TYPE_CHECKING:
     from medlearn.data.splits import Splits
@@ -55,13 +55,14 @@ def evaluate_model(model: AffinityModel, table: InteractionTable, splits: Splits
     metrics: dict[str, Any] = {"problem": model.task_}
     ensemble: dict[str, Any] = {"members": len(model.nets_)}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    cold = model.plan_.data.split
+    groups = cold_groups(table, cold) if splits is not None else None  # a run's own cold split: CIs over groups
     for part, idx in evaluation_parts(table, splits).items():
         preds = model.predict_members(table, idx)  # (M, N)
         mean, y = preds.mean(0), table.y[idx]
-        groups = cold_groups(table, model.plan_.data.split) if splits is not None else None
         metrics[part] = split_metrics(model.task_, y, mean, n_boot, seed, None if groups is None else groups[idx])
         if groups is not None:
-            metrics[part]["ci_unit"] = "compounds" if model.plan_.data.split == "cold_drug" else "proteins"
+            metrics[part]["ci_unit"] = COLD_UNITS[cold]
         predictions[part] = (idx, mean)
         if len(model.nets_) > 1:
             ensemble[f"{part}_members"] = [member_metrics(model.task_, y, p) for p in preds]

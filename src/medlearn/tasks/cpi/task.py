@@ -21,6 +21,7 @@ from medlearn.engine.rundir import RunDirectory
 from medlearn.errors import InputError
 from medlearn.tasks.base import Echo, Task, TrainRequest
 from medlearn.tasks.cpi.data import (
+    COLD_UNITS,
     InteractionTable,
     check_trainable,
     cold_groups,
@@ -230,7 +231,7 @@ def _fractions(settings: CPIData) -> tuple[float, float, float]:
 
 
 def _cold_parts(table: InteractionTable, settings: CPIData, seed: int) -> dict[str, np.ndarray]:
-    unit = "compounds" if settings.split == "cold_drug" else "proteins"
+    unit = COLD_UNITS[settings.split]
     if "train" in table.folds:
         raise InputError(table.source, f"data.split={settings.split} would ignore the CSV's split column",
                          "drop the split column, or keep data.split=random")
